@@ -1,0 +1,135 @@
+"""Read the YAML config file: interpolate `${...}`, validate, report every problem.
+
+Interpolation forms, inside any string value:
+  ${VAR}              environment variable VAR (an error if unset)
+  ${VAR:-default}     VAR, or `default` when VAR is unset or empty
+  ${file:/path}       the contents of a file (one trailing newline removed)
+  ${credential:NAME}  $CREDENTIALS_DIRECTORY/NAME (systemd LoadCredential=)
+  $${                 a literal `${`
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gateway.config.schema import Config, DeviceConfig
+from gateway.config.validate import ConfigError, Interpolated, Problem, build
+
+_REF = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+_DEVICE_KEYS = {f for f in DeviceConfig.__dataclass_fields__ if f != "params"}
+
+
+def _interpolate(text: str, path: str, env: Mapping[str, str], problems: list[Problem]) -> str:
+    if "${" not in text:
+        return text
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "$${":
+            return "${"
+        ref = match.group(1)
+        if ref.startswith("file:"):
+            return _read_secret_file(Path(ref[5:]), path, problems)
+        if ref.startswith("credential:"):
+            folder = env.get("CREDENTIALS_DIRECTORY")
+            if not folder:
+                problems.append(Problem(path, f"{ref}: CREDENTIALS_DIRECTORY is not set "
+                                              "(is the service started by systemd with "
+                                              "LoadCredential=?)"))
+                return ""
+            return _read_secret_file(Path(folder) / ref[11:], path, problems)
+        name, sep, default = ref.partition(":-")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            problems.append(Problem(path, f"${{{ref}}} is not a valid variable reference"))
+            return ""
+        value = env.get(name)
+        if value:
+            return value
+        if sep:
+            return default
+        if value is None:
+            problems.append(Problem(path, f"environment variable {name} is not set "
+                                          f"(write ${{{name}:-default}} to give a default)"))
+        return ""
+
+    return Interpolated(_REF.sub(one, text))
+
+
+def _read_secret_file(file: Path, path: str, problems: list[Problem]) -> str:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        problems.append(Problem(path, f"cannot read {file}: {exc.strerror or exc}"))
+        return ""
+    return text[:-1] if text.endswith("\n") else text
+
+
+def _walk(node: Any, path: str, env: Mapping[str, str], problems: list[Problem]) -> Any:
+    if isinstance(node, str):
+        return _interpolate(node, path, env, problems)
+    if isinstance(node, list):
+        return [_walk(v, f"{path}[{i}]", env, problems) for i, v in enumerate(node)]
+    if isinstance(node, dict):
+        return {
+            k: _walk(v, f"{path}.{k}" if path else str(k), env, problems) for k, v in node.items()
+        }
+    return node
+
+
+def _split_device_params(data: Any) -> Any:
+    """Device keys that are not DeviceConfig fields are the profile's parameters."""
+    if not isinstance(data, dict) or not isinstance(data.get("devices"), list):
+        return data
+    devices = []
+    for dev in data["devices"]:
+        if isinstance(dev, dict) and "params" not in dev:
+            params = {k: v for k, v in dev.items() if k not in _DEVICE_KEYS}
+            dev = {k: v for k, v in dev.items() if k in _DEVICE_KEYS}
+            dev["params"] = params
+        devices.append(dev)
+    return {**data, "devices": devices}
+
+
+def parse_config(text: str, source: str = "<config>",
+                 env: Mapping[str, str] | None = None) -> Config:
+    """Parse and validate config text; raises ConfigError listing every problem."""
+    env = os.environ if env is None else env
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([Problem(where, f"not valid YAML: {what}")], source) from None
+    if raw is None:
+        raw = {}
+    problems: list[Problem] = []
+    data = _split_device_params(_walk(raw, "", env, problems))
+    config, more = build(Config, data)
+    problems.extend(more)
+    if config is not None and not problems:
+        from gateway.profiles.library import ProfileLibrary
+
+        library = ProfileLibrary.for_config(config, base_dir=Path(source).parent)
+        problems.extend(library.problems)
+        for i, device in enumerate(config.devices):
+            problems.extend(library.check_device(device, f"devices[{i}]"))
+    if problems or config is None:
+        raise ConfigError(problems, source)
+    return config
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config file."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Problem("", f"cannot read config: {exc.strerror or exc}")],
+                          str(file)) from None
+    return parse_config(text, str(file), env)

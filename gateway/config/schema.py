@@ -1,0 +1,273 @@
+"""The configuration file's shape: frozen dataclasses with their defaults and docs.
+
+This shape is a contract (README, deploy/examples): extend it, don't rename it.
+Each class may define `check()` returning (key, message) pairs for rules that
+span several fields.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from gateway.config.validate import Secret, doc
+
+def _empty() -> Mapping[str, str]:
+    return MappingProxyType({})
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _name_problems(key: str, value: str, what: str) -> Iterator[tuple[str, str]]:
+    if value and not _NAME.match(value):
+        yield key, f"{what} {value!r} may hold only letters, digits, '_', '.', '-'"
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    enabled: bool = field(default=True, metadata=doc("serve /metrics and /status"))
+    host: str = field(default="127.0.0.1", metadata=doc("address to listen on"))
+    port: int = field(default=9108, metadata=doc("port for /metrics (Prometheus) and /status"))
+
+
+@dataclass(frozen=True)
+class GatewaySection:
+    name: str = field(metadata=doc("this gateway's name; tags every reading as gateway:<name>"))
+    data_dir: str = field(default="./data", metadata=doc("where the SQLite store lives"))
+    timezone: str = field(default="UTC", metadata=doc("IANA time zone for schedules"))
+    tags: Mapping[str, str] = field(default_factory=_empty, metadata=doc("tags added to every reading"))
+    self_metrics_interval: float = field(
+        default=10.0, metadata=doc("seconds between gateway.* self-metric readings")
+    )
+    profiles_dirs: tuple[str, ...] = field(
+        default=(), metadata=doc("extra folders of device profiles, searched first")
+    )
+    http: HttpConfig = field(default_factory=HttpConfig, metadata=doc("status endpoint"))
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        yield from _name_problems("name", self.name, "gateway name")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            yield "timezone", f"unknown time zone {self.timezone!r} (e.g. Europe/London)"
+        if self.self_metrics_interval <= 0:
+            yield "self_metrics_interval", "must be more than 0 seconds"
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    ca_file: str | None = field(default=None, metadata=doc("CA bundle; system CAs when unset"))
+    cert_file: str | None = field(default=None, metadata=doc("client certificate (PEM)"))
+    key_file: str | None = field(default=None, metadata=doc("client private key (PEM)"))
+    insecure: bool = field(default=False, metadata=doc("skip host name checks (testing only)"))
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if (self.cert_file is None) != (self.key_file is None):
+            yield "", "cert_file and key_file must be given together"
+
+
+@dataclass(frozen=True)
+class MqttSection:
+    host: str = field(default="127.0.0.1", metadata=doc("broker host"))
+    port: int = field(default=1883, metadata=doc("broker port"))
+    client_id: str = field(
+        default="", metadata=doc("fixed client id for the persistent session; gateway-<name>")
+    )
+    username: str | None = field(default=None, metadata=doc("broker user name"))
+    password: Secret | None = field(default=None, metadata=doc("broker password", secret=True))
+    tls: TlsConfig | None = field(default=None, metadata=doc("TLS settings; plain TCP if unset"))
+    keepalive: int = field(default=60, metadata=doc("seconds between MQTT pings"))
+    session_expiry: int = field(
+        default=7 * 24 * 3600,
+        metadata=doc("seconds the broker keeps the session (and queued messages) while away"),
+    )
+    receive_maximum: int = field(
+        default=2000,
+        metadata=doc("unacknowledged QoS 1 messages the broker may send at once (bounds memory)"),
+    )
+    max_payload_bytes: int = field(
+        default=65536, metadata=doc("larger payloads are counted as too_large and not decoded")
+    )
+    reconnect_min: float = field(default=1.0, metadata=doc("first reconnect delay, seconds"))
+    reconnect_max: float = field(default=60.0, metadata=doc("longest reconnect delay, seconds"))
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if not 0 < self.port < 65536:
+            yield "port", "must be between 1 and 65535"
+        if self.password is not None and self.username is None:
+            yield "password", "a password needs a username"
+        if not 1 <= self.receive_maximum <= 65535:
+            yield "receive_maximum", "must be between 1 and 65535"
+        if self.reconnect_min <= 0 or self.reconnect_max < self.reconnect_min:
+            yield "reconnect_max", "need 0 < reconnect_min <= reconnect_max"
+
+
+@dataclass(frozen=True)
+class StoreSection:
+    durability: Literal["full", "normal"] = field(
+        default="full",
+        metadata=doc("full: a power cut loses nothing accepted; normal: fewer fsyncs, may lose "
+                     "the last commits on power loss (never corrupts)"),
+    )
+    commit_interval: float = field(
+        default=0.25, metadata=doc("longest wait, seconds, before a group commit")
+    )
+    commit_rows: int = field(default=5000, metadata=doc("commit once this many readings wait"))
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if not 0 < self.commit_interval <= 10:
+            yield "commit_interval", "must be between 0 and 10 seconds"
+        if self.commit_rows < 1:
+            yield "commit_rows", "must be at least 1"
+
+
+Priority = Literal["critical", "high", "normal", "low"]
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    id: str = field(metadata=doc("device id; tags its readings as device:<id>"))
+    profile: str = field(metadata=doc("device profile name, from devices/*.yaml"))
+    priority: Priority = field(default="normal", metadata=doc("critical|high|normal|low"))
+    tags: Mapping[str, str] = field(default_factory=_empty, metadata=doc("tags for this device"))
+    params: Mapping[str, Any] = field(
+        default_factory=_empty, metadata=doc("the profile's parameters (topic, prefix, ...)")
+    )
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        yield from _name_problems("id", self.id, "device id")
+
+
+@dataclass(frozen=True)
+class SinkCommon:
+    """Settings every sink has. Subclasses add `type` and their own."""
+
+    name: str = field(metadata=doc("sink name; its cursor in the store is kept under it"))
+    batch_size: int = field(default=5000, metadata=doc("most readings per request"))
+    timeout: float = field(default=30.0, metadata=doc("seconds before a request is abandoned"))
+    backoff_min: float = field(default=1.0, metadata=doc("first retry delay, seconds"))
+    backoff_max: float = field(default=300.0, metadata=doc("longest retry delay, seconds"))
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        yield from _name_problems("name", self.name, "sink name")
+        if self.batch_size < 1:
+            yield "batch_size", "must be at least 1"
+        if self.backoff_min <= 0 or self.backoff_max < self.backoff_min:
+            yield "backoff_max", "need 0 < backoff_min <= backoff_max"
+
+
+@dataclass(frozen=True)
+class InfluxSinkConfig(SinkCommon):
+    type: Literal["influx"] = "influx"
+    url: str = field(default="http://127.0.0.1:8086", metadata=doc("base URL"))
+    api: Literal["v1", "v2"] = field(
+        default="v1", metadata=doc("v1: POST <url>/write; v2: POST <url>/api/v2/write")
+    )
+    database: str | None = field(default=None, metadata=doc("v1 database (db=)"))
+    org: str | None = field(default=None, metadata=doc("v2 organisation"))
+    bucket: str | None = field(default=None, metadata=doc("v2 bucket"))
+    token: Secret | None = field(default=None, metadata=doc("v2 API token", secret=True))
+    username: str | None = field(default=None, metadata=doc("v1 basic-auth user"))
+    password: Secret | None = field(default=None, metadata=doc("v1 password", secret=True))
+    gzip: bool = field(default=True, metadata=doc("compress request bodies"))
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        yield from SinkCommon.check(self)
+        if not self.url.startswith(("http://", "https://")):
+            yield "url", "must start with http:// or https://"
+        if self.api == "v2" and (not self.org or not self.bucket):
+            yield "api", "api v2 needs org and bucket"
+        if (self.username is None) != (self.password is None):
+            yield "username", "username and password must come together"
+
+
+DATADOG_SITES = (
+    "datadoghq.com", "us3.datadoghq.com", "us5.datadoghq.com", "datadoghq.eu",
+    "ap1.datadoghq.com", "ap2.datadoghq.com", "ddog-gov.com",
+)
+
+
+@dataclass(frozen=True)
+class DatadogSinkConfig(SinkCommon):
+    type: Literal["datadog"] = "datadog"
+    api_key: Secret = field(default=Secret(""), metadata=doc("Datadog API key", secret=True))
+    site: str = field(default="datadoghq.com", metadata=doc("Datadog site"))
+    api: Literal["v2", "v1"] = field(
+        default="v2", metadata=doc("v2: /api/v2/series (default); v1: /api/v1/series")
+    )
+    url: str | None = field(default=None, metadata=doc("intake base URL; overrides site"))
+    compression: Literal["deflate", "gzip", "none"] = field(
+        default="deflate", metadata=doc("request body compression")
+    )
+    historical: bool = field(
+        default=False,
+        metadata=doc("the account has historical metrics ingestion: send old points as they are"),
+    )
+    stale: Literal["dead_letter", "drop"] = field(
+        default="dead_letter",
+        metadata=doc("without historical: points over 1 h old or 10 min ahead go to the "
+                     "dead-letter table (kept, counted) or are dropped (counted)"),
+    )
+    batch_size: int = field(default=20000, metadata=doc("most readings per request"))
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        yield from SinkCommon.check(self)
+        if not self.api_key:
+            yield "api_key", "is required (use ${DD_API_KEY} or a credential file)"
+        if self.url is None and self.site not in DATADOG_SITES:
+            yield "site", "must be one of " + ", ".join(DATADOG_SITES)
+
+
+@dataclass(frozen=True)
+class MqttSinkConfig(SinkCommon):
+    type: Literal["mqtt"] = "mqtt"
+    host: str = field(default="127.0.0.1", metadata=doc("upstream broker host"))
+    port: int = field(default=1883, metadata=doc("upstream broker port"))
+    client_id: str = field(default="", metadata=doc("client id; gateway-<name>-<sink> if unset"))
+    username: str | None = field(default=None, metadata=doc("user name"))
+    password: Secret | None = field(default=None, metadata=doc("password", secret=True))
+    tls: TlsConfig | None = field(default=None, metadata=doc("TLS settings"))
+    topic: str = field(
+        default="gateway/{gateway}/{device}",
+        metadata=doc("topic template: {gateway}, {device}, {metric} or any tag"),
+    )
+    retain: bool = field(default=False, metadata=doc("publish with the retain flag"))
+    batch_size: int = field(default=1000, metadata=doc("readings in flight at once"))
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        yield from SinkCommon.check(self)
+        if not 0 < self.port < 65536:
+            yield "port", "must be between 1 and 65535"
+        if "#" in self.topic or "+" in self.topic:
+            yield "topic", "a publish topic may not hold the wildcards + or #"
+
+
+SinkConfig = InfluxSinkConfig | DatadogSinkConfig | MqttSinkConfig
+
+
+@dataclass(frozen=True)
+class Config:
+    gateway: GatewaySection = field(metadata=doc("who this gateway is"))
+    mqtt: MqttSection = field(default_factory=MqttSection, metadata=doc("the local broker"))
+    store: StoreSection = field(default_factory=StoreSection, metadata=doc("the SQLite outbox"))
+    devices: tuple[DeviceConfig, ...] = field(default=(), metadata=doc("devices to read"))
+    sinks: tuple[SinkConfig, ...] = field(default=(), metadata=doc("where readings go"))
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        yield from _duplicates("devices", [d.id for d in self.devices if d], "device id")
+        yield from _duplicates("sinks", [s.name for s in self.sinks if s], "sink name")
+
+    @property
+    def client_id(self) -> str:
+        return self.mqtt.client_id or f"gateway-{self.gateway.name}"
+
+
+def _duplicates(key: str, names: list[str], what: str) -> Iterator[tuple[str, str]]:
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            yield f"{key}[{i}]", f"{what} {name!r} is also used by {key}[{seen[name]}]"
+        seen.setdefault(name, i)

@@ -1,0 +1,59 @@
+"""The one record that flows through the gateway: a tagged metric Reading.
+
+This module imports nothing of the project, so every layer can use it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+MetricType = Literal["gauge", "count", "rate"]
+Priority = Literal["critical", "high", "normal", "low"]
+
+METRIC_TYPES: tuple[str, ...] = ("gauge", "count", "rate")
+PRIORITIES: tuple[str, ...] = ("critical", "high", "normal", "low")
+
+
+@dataclass(slots=True)
+class Reading:
+    """One measured value of one metric of one device at one moment.
+
+    `ts` is UTC seconds. `tags` always holds `device` (and, once it has passed
+    the ingest stage, `gateway` plus the configured tags).
+    """
+
+    metric: str
+    value: float
+    ts: float
+    type: MetricType = "gauge"
+    unit: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    priority: Priority = "normal"
+
+    def as_dict(self) -> dict[str, object]:
+        """A plain, JSON-ready view (used by `gateway decode` and the MQTT sink)."""
+        return {
+            "metric": self.metric,
+            "value": self.value,
+            "ts": self.ts,
+            "type": self.type,
+            "unit": self.unit,
+            "tags": dict(self.tags),
+            "priority": self.priority,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """What a source hands on: where it came from, the bytes, and when it arrived."""
+
+    topic: str
+    payload: bytes
+    received: float
+
+
+def is_finite(value: float) -> bool:
+    """NaN and infinities are not readings: no sink can store them faithfully."""
+    return not (math.isnan(value) or math.isinf(value))

@@ -1,0 +1,382 @@
+"""Turn one raw MQTT message into readings, using the configured devices' profiles.
+
+A payload the decoder cannot read is never an exception: the result carries
+the reason (counted and logged by the caller), and whatever could be read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.config.schema import DeviceConfig
+from gateway.model import Reading
+from gateway.profiles.library import Profile, ProfileLibrary, field_map
+from gateway.profiles.schema import Availability, FieldSpec, MessageRule
+from gateway.config.validate import build
+
+# Reasons a message (or part of one) could not be read. Stable: they are metric tags.
+UNKNOWN_TOPIC = "unknown_topic"
+TOO_LARGE = "too_large"
+NOT_UTF8 = "not_utf8"
+BAD_JSON = "bad_json"
+WRONG_TYPE = "wrong_type"
+NOT_FINITE = "not_finite"
+UNKNOWN_VALUE = "unknown_value"
+NO_READINGS = "no_readings"
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_CACHE_LIMIT = 20000
+
+
+@dataclass
+class Decoded:
+    """What one message gave: readings, and any problems as (reason, detail)."""
+
+    readings: list[Reading] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    ignored: bool = False
+    device: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class _Field:
+    spec: FieldSpec
+    path: tuple[str, ...]
+    metric: str
+    unit: str
+    type: str
+    vmap: Mapping[str, float] | None
+    metric_names: frozenset[str]  # placeholders the metric uses (not tags then)
+
+
+@dataclass
+class _Route:
+    device: DeviceConfig
+    rule: MessageRule
+    fields: list[_Field]
+    wildcard: list[_Field]
+    listed: frozenset[str]
+    tags: dict[str, str]
+    regex: re.Pattern[str] | None
+    filter: str
+
+
+def topic_pattern(template: str, params: Mapping[str, Any]) -> tuple[str, re.Pattern[str] | None]:
+    """The MQTT subscription filter and, if it has captures/wildcards, a regex for it."""
+    filter_parts, regex_parts, dynamic = [], [], False
+    for level in template.split("/"):
+        pieces = _PLACEHOLDER.split(level)
+        lit_filter, rx = "", ""
+        wild = False
+        for i, piece in enumerate(pieces):
+            if i % 2 == 0:
+                lit_filter += piece
+                rx += _level_regex(piece)
+            elif piece in params:
+                text = str(params[piece])
+                lit_filter += text
+                rx += _level_regex(text)
+            else:
+                wild = True
+                rx += f"(?P<{piece}>[^/]*)"
+        if "+" in lit_filter or "#" in lit_filter:
+            dynamic = True
+        if wild:
+            dynamic = True
+            filter_parts.append("+")
+        else:
+            filter_parts.append(lit_filter)
+        regex_parts.append(rx)
+    mqtt_filter = "/".join(filter_parts)
+    if not dynamic:
+        return mqtt_filter, None
+    return mqtt_filter, re.compile("^" + "/".join(regex_parts) + "$")
+
+
+def _level_regex(text: str) -> str:
+    if text == "#":
+        return ".*"
+    return "".join("[^/]+" if ch == "+" else re.escape(ch) for ch in text)
+
+
+def _get(obj: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if isinstance(obj, dict):
+            if key not in obj:
+                return None
+            obj = obj[key]
+        else:
+            return None
+    return obj
+
+
+class Decoder:
+    """Routes topics to (device, message rule) and reads payloads into readings."""
+
+    def __init__(self, devices: Iterable[DeviceConfig], library: ProfileLibrary,
+                 gateway_name: str = "", gateway_tags: Mapping[str, str] | None = None,
+                 max_payload_bytes: int = 65536) -> None:
+        self.max_payload_bytes = max_payload_bytes
+        self.exact: dict[str, list[_Route]] = {}
+        self.patterned: list[_Route] = []
+        self._cache: dict[str, list[tuple[_Route, dict[str, str]]]] = {}
+        for device in devices:
+            profile = library.get(device.profile)
+            if profile is None:
+                raise ValueError(f"device {device.id!r}: unknown profile {device.profile!r}")
+            base = {**(gateway_tags or {}), **device.tags, "device": device.id}
+            if gateway_name:
+                base["gateway"] = gateway_name
+            params = {k: v for k, v in profile.spec.params.items()}
+            values = {k: (device.params.get(k, p.default)) for k, p in params.items()}
+            for rule in profile.spec.messages:
+                self._add(device, profile, rule, values, base)
+
+    def _add(self, device: DeviceConfig, profile: Profile, rule: MessageRule,
+             params: Mapping[str, Any], base: dict[str, str]) -> None:
+        specs: list[FieldSpec] = profile.expand(rule.fields)
+        if rule.fields_param:
+            for data in field_map(params.get(rule.fields_param)):
+                spec, problems = build(FieldSpec, data)
+                if spec is not None and not problems:
+                    specs.append(spec)
+        fields = [self._compile(profile, s) for s in specs]
+        wildcard = [f for f in fields if f.spec.path == "*"]
+        plain = [f for f in fields if f.spec.path != "*"]
+        listed = frozenset(f.path[0] for f in plain if f.path)
+        flt, regex = topic_pattern(rule.topic, {k: v for k, v in params.items()
+                                                if isinstance(v, (str, int, float))})
+        route = _Route(device, rule, plain, wildcard, listed, base, regex, flt)
+        if regex is None:
+            self.exact.setdefault(flt, []).append(route)
+        else:
+            self.patterned.append(route)
+
+    @staticmethod
+    def _compile(profile: Profile, spec: FieldSpec) -> _Field:
+        q = profile.quantities.get(spec.quantity) if spec.quantity else None
+        metric = spec.metric or (q.metric if q else "")
+        unit = spec.unit if spec.unit is not None else (q.unit if q else "")
+        mtype = spec.type or (q.type if q else "gauge")
+        vmap = profile.maps.get(spec.map) if isinstance(spec.map, str) else spec.map
+        path = tuple(spec.path.split(".")) if spec.path and spec.path != "*" else ()
+        return _Field(spec, path, metric, unit, mtype, vmap,
+                      frozenset(_PLACEHOLDER.findall(metric)))
+
+    def subscriptions(self) -> list[str]:
+        """Topic filters to subscribe to, one per distinct filter."""
+        found = dict.fromkeys(self.exact)
+        for route in self.patterned:
+            found[route.filter] = None
+        return list(found)
+
+    def routes(self, topic: str) -> list[tuple[_Route, dict[str, str]]]:
+        hit = self._cache.get(topic)
+        if hit is not None:
+            return hit
+        out: list[tuple[_Route, dict[str, str]]] = [(r, {}) for r in self.exact.get(topic, ())]
+        for route in self.patterned:
+            m = route.regex.match(topic) if route.regex else None
+            if m:
+                out.append((route, {k: v for k, v in m.groupdict().items() if v is not None}))
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[topic] = out
+        return out
+
+    def decode(self, topic: str, payload: bytes, received: float) -> Decoded:
+        """Decode one message. Never raises on bad input."""
+        result = Decoded()
+        routes = self.routes(topic)
+        if not routes:
+            result.problems.append((UNKNOWN_TOPIC, f"no device listens on {topic!r}"))
+            return result
+        result.device = routes[0][0].device.id
+        if len(payload) > self.max_payload_bytes:
+            result.problems.append((TOO_LARGE, f"{len(payload)} bytes on {topic!r}, "
+                                               f"limit {self.max_payload_bytes}"))
+            return result
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            result.problems.append((NOT_UTF8, f"payload on {topic!r} is not UTF-8 "
+                                              f"(byte {exc.start})"))
+            return result
+        parsed: dict[str, Any] = {}
+        matched = False
+        for route, captures in routes:
+            rule = route.rule
+            if rule.ignore:
+                continue
+            body = self._body(rule.payload, text, parsed)
+            if body is _BAD:
+                if rule.payload == "json":
+                    result.problems.append((BAD_JSON, f"payload on {topic!r} is not JSON: "
+                                                      f"{_excerpt(text)}"))
+                    return result
+                continue
+            if rule.when is not None:
+                if str(_get(body, tuple(rule.when.path.split(".")))) != rule.when.equals:
+                    continue
+            matched = True
+            result.device = route.device.id
+            self._read(route, captures, body, received, result)
+        if not matched:
+            result.ignored = True
+        elif not result.readings and not result.problems:
+            result.problems.append((NO_READINGS, f"nothing readable in payload on {topic!r}: "
+                                                 f"{_excerpt(text)}"))
+        return result
+
+    @staticmethod
+    def _body(kind: str, text: str, parsed: dict[str, Any]) -> Any:
+        if kind == "text":
+            return text.strip()
+        if "json" not in parsed:
+            try:
+                parsed["json"] = json.loads(text)
+            except ValueError:
+                parsed["json"] = _BAD
+        body = parsed["json"]
+        if kind == "auto":
+            return body if isinstance(body, dict) else text.strip()
+        return body
+
+    def _read(self, route: _Route, captures: dict[str, str], body: Any, ts: float,
+              result: Decoded) -> None:
+        rule = route.rule
+        if rule.availability is not None:
+            self._availability(route, captures, rule.availability, body, ts, result)
+        if not (route.fields or route.wildcard):
+            return
+        if rule.each is not None:
+            for entry, more in _each(body, rule.each.path, rule.each.key):
+                self._fields(route, {**captures, **more}, entry, ts, result)
+        else:
+            self._fields(route, captures, body, ts, result)
+
+    def _availability(self, route: _Route, captures: dict[str, str], spec: Availability,
+                      body: Any, ts: float, result: Decoded) -> None:
+        word = body
+        if spec.path and isinstance(body, dict):
+            word = _get(body, tuple(spec.path.split(".")))
+        word = str(word).strip().lower() if word is not None else ""
+        if word in (w.lower() for w in spec.online):
+            value = 1.0
+        elif word in (w.lower() for w in spec.offline):
+            value = 0.0
+        else:
+            result.problems.append((UNKNOWN_VALUE, f"device {route.device.id!r}: availability "
+                                                   f"payload {word!r} is neither online nor "
+                                                   "offline"))
+            return
+        result.readings.append(self._reading(route, "device.online", value, ts, "", "gauge",
+                                             captures, frozenset()))
+
+    def _fields(self, route: _Route, captures: dict[str, str], body: Any, ts: float,
+                result: Decoded) -> None:
+        for f in route.fields:
+            value = _get(body, f.path) if f.path else body
+            if value is None:
+                continue
+            self._emit(route, f, value, captures, ts, result, f.spec.path)
+        if route.wildcard and isinstance(body, dict):
+            for f in route.wildcard:
+                for key, value in body.items():
+                    if key in route.listed or key in f.spec.exclude:
+                        continue
+                    if isinstance(value, (bool, int, float)):
+                        self._emit(route, f, value, {**captures, "key": key.lower()}, ts,
+                                   result, key)
+
+    def _emit(self, route: _Route, f: _Field, value: Any, captures: dict[str, str], ts: float,
+              result: Decoded, where: str) -> None:
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                self._emit(route, f, item, {**captures, f.spec.array_tag: str(i + 1)}, ts,
+                           result, f"{where}[{i}]")
+            return
+        number = _number(value, f.vmap)
+        if isinstance(number, str):
+            reason = UNKNOWN_VALUE if f.vmap is not None and isinstance(value, str) else WRONG_TYPE
+            result.problems.append((reason, f"device {route.device.id!r} field {where!r}: "
+                                            f"{number}"))
+            return
+        number *= f.spec.scale
+        if math.isnan(number) or math.isinf(number):
+            result.problems.append((NOT_FINITE, f"device {route.device.id!r} field {where!r}: "
+                                                f"{value!r} is not a finite number"))
+            return
+        metric = f.metric.format_map(captures) if f.metric_names else f.metric
+        result.readings.append(self._reading(route, metric, number, ts, f.unit, f.type, captures,
+                                             f.metric_names))
+
+    @staticmethod
+    def _reading(route: _Route, metric: str, value: float, ts: float, unit: str, mtype: str,
+                 captures: dict[str, str], used: frozenset[str]) -> Reading:
+        tags = route.tags
+        extra = {k: v for k, v in captures.items() if v != "" and k not in used and k != "key"}
+        if extra:
+            tags = {**tags, **extra}
+        return Reading(metric, value, ts, mtype, unit, tags,  # type: ignore[arg-type]
+                       route.device.priority)
+
+
+class _Bad:
+    pass
+
+
+_BAD = _Bad()
+
+
+def _number(value: Any, vmap: Mapping[str, float] | None) -> float | str:
+    """A float, or a string saying why the value is not one."""
+    if isinstance(value, bool):
+        if vmap is not None and str(value).lower() in vmap:
+            return float(vmap[str(value).lower()])
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        if vmap is not None:
+            if value in vmap:
+                return float(vmap[value])
+            low = value.lower()
+            for k, v in vmap.items():
+                if k.lower() == low:
+                    return float(v)
+            return f"{value!r} is not one of {', '.join(map(repr, vmap))}"
+        try:
+            return float(value)
+        except ValueError:
+            return f"{_excerpt(value)!r} is not a number"
+    return f"expected a number, got {type(value).__name__}"
+
+
+def _each(body: Any, path: str, key_pattern: str) -> Iterator[tuple[Any, dict[str, str]]]:
+    obj = _get(body, tuple(path.split("."))) if path else body
+    if not isinstance(obj, dict):
+        return
+    _, regex = topic_pattern(key_pattern, {})
+    for key, value in obj.items():
+        if regex is None:
+            if key == key_pattern:
+                yield value, {}
+            continue
+        m = regex.match(key)
+        if m:
+            yield value, m.groupdict()
+
+
+def _excerpt(text: str, limit: int = 80) -> str:
+    text = text.replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."

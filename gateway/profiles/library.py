@@ -1,0 +1,194 @@
+"""Find, load and check device profiles and the fragments they include."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gateway.config.schema import Config, DeviceConfig
+from gateway.config.validate import Problem, build
+from gateway.profiles.schema import FieldSpec, Fragment, ProfileSpec, Quantity
+
+BUILTIN_DIR = Path(__file__).resolve().parent.parent.parent / "devices"
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass
+class Profile:
+    """A profile with its fragments merged in: everything a decoder needs."""
+
+    spec: ProfileSpec
+    source: str
+    quantities: dict[str, Quantity] = field(default_factory=dict)
+    maps: dict[str, Mapping[str, float]] = field(default_factory=dict)
+    field_groups: dict[str, tuple[FieldSpec, ...]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.profile
+
+    def expand(self, specs: Iterable[FieldSpec]) -> list[FieldSpec]:
+        """Replace `use:` entries by the fields of the named group."""
+        out: list[FieldSpec] = []
+        for spec in specs:
+            if spec.use:
+                out.extend(self.expand(self.field_groups.get(spec.use, ())))
+            else:
+                out.append(spec)
+        return out
+
+
+def _read_yaml(file: Path) -> tuple[Any, list[Problem]]:
+    try:
+        return yaml.safe_load(file.read_text(encoding="utf-8")), []
+    except (OSError, yaml.YAMLError) as exc:
+        return None, [Problem(str(file), f"cannot read: {exc}")]
+
+
+class ProfileLibrary:
+    """All profiles found in the configured folders (first folder wins a name)."""
+
+    def __init__(self, dirs: Iterable[Path]) -> None:
+        self.dirs = [Path(d) for d in dirs]
+        self.problems: list[Problem] = []
+        self.fragments: dict[str, Fragment] = {}
+        self.profiles: dict[str, Profile] = {}
+        for d in reversed(self.dirs):  # later folders are overridden by earlier ones
+            self._load_dir(d)
+        for profile in self.profiles.values():
+            self._resolve(profile)
+
+    @classmethod
+    def for_config(cls, config: Config | None, base_dir: Path = Path(".")) -> ProfileLibrary:
+        extra = config.gateway.profiles_dirs if config else ()
+        return cls([*(base_dir / d for d in extra), BUILTIN_DIR])
+
+    @classmethod
+    def builtin(cls) -> ProfileLibrary:
+        return cls([BUILTIN_DIR])
+
+    def _load_dir(self, folder: Path) -> None:
+        if not folder.is_dir():
+            self.problems.append(Problem(str(folder), "profile folder does not exist"))
+            return
+        for file in sorted((folder / "fragments").glob("*.yaml")):
+            data, problems = _read_yaml(file)
+            frag, more = build(Fragment, data, file.name) if not problems else (None, [])
+            self.problems.extend(problems + more)
+            if frag is not None:
+                self.fragments[frag.fragment] = frag
+        for file in sorted(folder.glob("*.yaml")):
+            data, problems = _read_yaml(file)
+            spec, more = build(ProfileSpec, data, file.name) if not problems else (None, [])
+            self.problems.extend(problems + more)
+            if spec is not None:
+                self.profiles[spec.profile] = Profile(spec, str(file))
+
+    def _resolve(self, profile: Profile) -> None:
+        spec = profile.spec
+        for name in (*spec.include, None):
+            part = spec if name is None else self.fragments.get(name)
+            if part is None:
+                self.problems.append(Problem(f"{profile.source}: include",
+                                             f"no fragment named {name!r}"))
+                continue
+            profile.quantities.update(part.quantities)
+            profile.maps.update(part.maps)
+            profile.field_groups.update(part.field_groups)
+        for i, rule in enumerate(spec.messages):
+            where = f"{profile.source}: messages[{i}]"
+            for name in _PLACEHOLDER.findall(rule.topic):
+                if name in spec.params and not spec.params[name].required \
+                        and spec.params[name].default is None:
+                    self.problems.append(Problem(where, f"optional param {name!r} in a topic "
+                                                        "needs a default"))
+            if rule.fields_param and rule.fields_param not in spec.params:
+                self.problems.append(Problem(where, f"fields_param {rule.fields_param!r} "
+                                                    "is not one of the profile's params"))
+            for spec_ in rule.fields:
+                self._check_field(profile, spec_, where)
+        for name, group in profile.field_groups.items():
+            for spec_ in group:
+                self._check_field(profile, spec_, f"{profile.source}: field_groups.{name}")
+
+    def _check_field(self, profile: Profile, spec: FieldSpec, where: str) -> None:
+        for problem in field_problems(profile, spec):
+            self.problems.append(Problem(where, problem))
+
+    def get(self, name: str) -> Profile | None:
+        return self.profiles.get(name)
+
+    def check_device(self, device: DeviceConfig, path: str) -> list[Problem]:
+        """Problems with one device's profile and parameters, each with its key path."""
+        profile = self.profiles.get(device.profile)
+        if profile is None:
+            known = ", ".join(sorted(self.profiles)) or "none found"
+            return [Problem(f"{path}.profile", f"unknown profile {device.profile!r}; "
+                                               f"known profiles: {known}")]
+        return param_problems(profile, device.params, path)
+
+
+def field_problems(profile: Profile, spec: FieldSpec) -> list[str]:
+    out = []
+    if spec.use and spec.use not in profile.field_groups:
+        out.append(f"no field group named {spec.use!r}")
+    if spec.quantity and spec.quantity not in profile.quantities:
+        out.append(f"no quantity named {spec.quantity!r}")
+    if isinstance(spec.map, str) and spec.map not in profile.maps:
+        out.append(f"no value map named {spec.map!r}")
+    return out
+
+
+def param_problems(profile: Profile, params: Mapping[str, Any], path: str) -> list[Problem]:
+    problems = []
+    declared = profile.spec.params
+    for key in params:
+        if key not in declared:
+            allowed = ", ".join(["id", "profile", "priority", "tags", *declared])
+            problems.append(Problem(f"{path}.{key}", f"unknown key for profile "
+                                                     f"{profile.name!r}; allowed: {allowed}"))
+    for key, ps in declared.items():
+        if key not in params and ps.required:
+            problems.append(Problem(f"{path}.{key}", f"is required by profile {profile.name!r}"
+                                                     + (f" ({ps.description})" if ps.description
+                                                        else "")))
+    for rule in profile.spec.messages:
+        if rule.fields_param and rule.fields_param in params:
+            problems.extend(_field_map_problems(profile, params[rule.fields_param],
+                                                f"{path}.{rule.fields_param}"))
+    for key, value in params.items():
+        if key in declared and not isinstance(value, (str, int, float, dict)):
+            problems.append(Problem(f"{path}.{key}", "must be a string or a mapping"))
+    return problems
+
+
+def field_map(value: Any) -> list[dict[str, Any]]:
+    """A device's field map ({path: metric} or {path: {metric: ..}}) as FieldSpec data."""
+    out = []
+    for path, spec in (value or {}).items():
+        if isinstance(spec, str):
+            out.append({"path": str(path), "metric": spec})
+        elif isinstance(spec, dict):
+            out.append({"path": str(path), **spec})
+        else:
+            out.append({"path": str(path), "metric": None})
+    return out
+
+
+def _field_map_problems(profile: Profile, value: Any, path: str) -> list[Problem]:
+    if not isinstance(value, dict) or not value:
+        return [Problem(path, "must be a mapping of payload path to metric "
+                              "(e.g. {temp: room.temperature})")]
+    problems = []
+    for data in field_map(value):
+        spec, more = build(FieldSpec, data, f"{path}.{data['path']}")
+        problems.extend(more)
+        if spec is not None:
+            problems.extend(Problem(f"{path}.{data['path']}", p)
+                            for p in field_problems(profile, spec))
+    return problems

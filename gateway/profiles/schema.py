@@ -1,0 +1,172 @@
+"""The shape of a device profile file (devices/*.yaml) and of a shared fragment.
+
+A profile says which topics a device family publishes and how each payload
+becomes readings. It is data: adding a device family is adding a file.
+
+    profile: tasmota
+    description: Tasmota firmware: plugs, relays, energy monitors
+    params: {topic: {description: "the device's Tasmota Topic"}}
+    include: [plug, availability]        # fragments from devices/fragments/
+    messages:
+      - topic: tele/{topic}/SENSOR       # {param} is the device's parameter;
+        payload: json                    # any other {name} captures one level
+        fields:
+          - {path: ENERGY.Power, quantity: power}
+    examples:
+      - params: {topic: plug1}
+        topic: tele/plug1/SENSOR
+        payload: {ENERGY: {Power: 45}}
+        readings: [{metric: plug.power, value: 45, unit: W}]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from gateway.config.validate import doc
+
+def _empty() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+MetricTypeName = Literal["gauge", "count", "rate"]
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A named kind of measurement, shared so profiles name metrics alike."""
+
+    metric: str = field(metadata=doc("metric name, dotted lower case"))
+    unit: str = field(default="", metadata=doc("unit symbol, e.g. W, kWh, °C"))
+    type: MetricTypeName = field(default="gauge", metadata=doc("gauge|count|rate"))
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """How one value in a payload becomes a reading."""
+
+    path: str = field(default="", metadata=doc("dotted path into the JSON payload; '*' = every "
+                                                "other top-level number; '' = the whole payload"))
+    metric: str = field(default="", metadata=doc("metric name; may use {capture} and {key}"))
+    quantity: str = field(default="", metadata=doc("a named quantity (metric, unit, type)"))
+    unit: str | None = field(default=None, metadata=doc("unit, overrides the quantity's"))
+    type: MetricTypeName | None = field(default=None, metadata=doc("gauge|count|rate"))
+    scale: float = field(default=1.0, metadata=doc("multiply the value by this"))
+    map: str | Mapping[str, float] | None = field(
+        default=None, metadata=doc("value map name, or inline {text: number}")
+    )
+    array_tag: str = field(default="channel", metadata=doc("tag for elements of an array value"))
+    use: str = field(default="", metadata=doc("include a named field group instead"))
+    exclude: tuple[str, ...] = field(default=(), metadata=doc("with path '*': keys to skip"))
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if self.use:
+            if self.path or self.metric or self.quantity:
+                yield "use", "a field group include takes no path, metric or quantity"
+            return
+        if not self.metric and not self.quantity:
+            yield "metric", "give a metric or a quantity"
+        if self.scale == 0:
+            yield "scale", "must not be 0"
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Online/offline payloads (LWT); they become a `device.online` reading."""
+
+    online: tuple[str, ...] = field(metadata=doc("payload texts meaning online"))
+    offline: tuple[str, ...] = field(metadata=doc("payload texts meaning offline"))
+    path: str = field(default="", metadata=doc("for JSON payloads, where the word is"))
+
+
+@dataclass(frozen=True)
+class When:
+    """A condition on the payload; messages failing it are known but ignored."""
+
+    path: str = field(metadata=doc("dotted path into the JSON payload"))
+    equals: str = field(metadata=doc("the value it must have"))
+
+
+@dataclass(frozen=True)
+class Each:
+    """Decode every entry of an object whose key matches a pattern (e.g. switch:{channel})."""
+
+    path: str = field(metadata=doc("dotted path of the object to walk ('' = payload)"))
+    key: str = field(metadata=doc("key pattern; {name} captures a tag"))
+
+
+@dataclass(frozen=True)
+class MessageRule:
+    """One kind of message a device publishes."""
+
+    topic: str = field(metadata=doc("topic pattern: {param}, {capture}, + and #"))
+    payload: Literal["json", "text", "auto"] = field(
+        default="json", metadata=doc("json | text (one value) | auto (JSON object or text)")
+    )
+    fields: tuple[FieldSpec, ...] = field(default=(), metadata=doc("values to read"))
+    fields_param: str = field(
+        default="", metadata=doc("take the field map from this device parameter")
+    )
+    availability: Availability | None = field(default=None, metadata=doc("LWT payloads"))
+    when: When | None = field(default=None, metadata=doc("condition; else ignored"))
+    each: Each | None = field(default=None, metadata=doc("walk entries of an object"))
+    name: str = field(default="", metadata=doc("a short name for logs"))
+    ignore: bool = field(default=False, metadata=doc("known topic, nothing to read"))
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if not (self.fields or self.fields_param or self.availability or self.ignore):
+            yield "", "a message needs fields, fields_param, availability or ignore: true"
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    description: str = field(default="", metadata=doc("what the parameter is"))
+    required: bool = field(default=True, metadata=doc("must every device give it"))
+    default: Any = field(default=None, metadata=doc("value when not given"))
+
+
+@dataclass(frozen=True)
+class Example:
+    """A documented payload and the readings it must give (run by the tests)."""
+
+    topic: str = field(metadata=doc("topic it arrives on"))
+    payload: Any = field(metadata=doc("payload: text, or YAML/JSON data"))
+    readings: tuple[Mapping[str, Any], ...] = field(
+        default=(), metadata=doc("expected readings: metric, value, optional unit/type/tags")
+    )
+    params: Mapping[str, Any] = field(default_factory=_empty, metadata=doc("device parameters"))
+    ignored: bool = field(default=False, metadata=doc("the message is known and ignored"))
+    note: str = field(default="", metadata=doc("where the payload comes from"))
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """Shared, parameter-free pieces profiles include by name."""
+
+    fragment: str = field(metadata=doc("fragment name (file name without .yaml)"))
+    description: str = field(default="", metadata=doc("what it holds"))
+    quantities: Mapping[str, Quantity] = field(default_factory=_empty, metadata=doc("named quantities"))
+    maps: Mapping[str, Mapping[str, float]] = field(default_factory=_empty, metadata=doc("value maps"))
+    field_groups: Mapping[str, tuple[FieldSpec, ...]] = field(
+        default_factory=_empty, metadata=doc("named lists of fields")
+    )
+
+
+@dataclass(frozen=True)
+class ProfileSpec(Fragment):
+    """A device family. A profile is a fragment plus params, messages and examples."""
+
+    fragment: str = ""
+    profile: str = field(default="", metadata=doc("profile name, as devices name it"))
+    params: Mapping[str, ParamSpec] = field(default_factory=_empty, metadata=doc("device parameters"))
+    include: tuple[str, ...] = field(default=(), metadata=doc("fragments to include"))
+    messages: tuple[MessageRule, ...] = field(default=(), metadata=doc("messages it publishes"))
+    examples: tuple[Example, ...] = field(default=(), metadata=doc("payloads and readings"))
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if not self.profile:
+            yield "profile", "is required (the profile's name)"
+        if not self.messages:
+            yield "messages", "a profile needs at least one message"
