@@ -1,0 +1,160 @@
+"""Forwarders: one task per sink walks that sink's cursor through the store.
+
+Each forwarder has its own store connection and its own backoff, so one dead
+sink never blocks another. A row leaves the store (purged by ingest) only when
+every sink's cursor has passed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gateway.sinks.base import Outcome, Sink
+from gateway.stats import Stats
+from gateway.store.outbox import Outbox
+
+log = logging.getLogger("gateway.forward")
+
+STOPPED_RETRY = 3600.0  # a stopped sink (e.g. 403) tries once an hour, loudly
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with jitter, so many gateways don't retry in step."""
+
+    minimum: float
+    maximum: float
+    failures: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def next(self, at_least: float | None = None) -> float:
+        base = min(self.maximum, self.minimum * (2 ** self.failures))
+        self.failures += 1
+        delay = base * self.rng.uniform(0.5, 1.0)
+        if at_least is not None:
+            delay = max(delay, at_least + self.rng.uniform(0, 0.2))
+        return delay
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class Forwarder:
+    """Moves one sink's cursor forward, batch by batch, until stopped."""
+
+    def __init__(self, sink: Sink, outbox_factory: Callable[[], Outbox], stats: Stats,
+                 batch_size: int, timeout: float, backoff: Backoff,
+                 poll_interval: float = 0.5) -> None:
+        self.sink = sink
+        self._outbox_factory = outbox_factory
+        self.stats = stats
+        self.batch_size = batch_size
+        self.timeout = timeout
+        self.backoff = backoff
+        self.poll_interval = poll_interval
+        self.wakeup = asyncio.Event()
+        self.state = "starting"
+        self.last_error = ""
+        self._stopping = False
+
+    def _set_state(self, state: str, error: str = "") -> None:
+        self.state = state
+        self.last_error = error
+        states = ("ok", "retrying", "stopped", "idle", "starting")
+        for s in states:
+            self.stats.set("gateway.sink.state", 1.0 if s == state else 0.0,
+                           sink=self.sink.name, state=s)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wakeup.set()
+
+    async def run(self) -> None:
+        outbox = await asyncio.to_thread(self._outbox_factory)
+        name = self.sink.name
+        await self.sink.open()
+        self._set_state("idle")
+        try:
+            while not self._stopping:
+                try:
+                    rows = await asyncio.to_thread(outbox.fetch, name, self.batch_size)
+                except sqlite3.Error as exc:
+                    log.error("sink %s: cannot read the store: %s", name, exc)
+                    await self._sleep(5.0)
+                    continue
+                if not rows:
+                    if self.state not in ("retrying", "stopped"):
+                        self._set_state("idle")
+                    await self._sleep(self.poll_interval)
+                    continue
+                outcome = await self._send(rows)
+                await asyncio.to_thread(self._record, outbox, rows, outcome)
+                if outcome.stop:
+                    self._set_state("stopped", outcome.error)
+                    log.error("sink %s STOPPED: %s. Its readings are kept in the store "
+                              "(backlog grows); fix the cause and restart the gateway. "
+                              "Retrying once in %.0f s.", name, outcome.error, STOPPED_RETRY)
+                    await self._sleep(STOPPED_RETRY)
+                elif outcome.error:
+                    delay = self.backoff.next(outcome.retry_after)
+                    self._set_state("retrying", outcome.error)
+                    self.stats.inc("gateway.sink.failures", sink=name)
+                    log.warning("sink %s: %s; %d reading(s) kept, retrying in %.1f s", name,
+                                outcome.error, len(rows) - outcome.done, delay)
+                    await self._sleep(delay)
+                else:
+                    if self.state in ("retrying", "stopped"):
+                        log.info("sink %s: delivering again", name)
+                    self.backoff.reset()
+                    self._set_state("ok")
+        finally:
+            await self.sink.close()
+            await asyncio.to_thread(outbox.close)
+
+    async def _send(self, rows: list) -> Outcome:
+        started = time.monotonic()
+        try:
+            outcome = await asyncio.wait_for(self.sink.send(rows), self.timeout)
+        except asyncio.TimeoutError:
+            outcome = Outcome.failed(f"no answer within {self.timeout:.0f} s")
+        except Exception as exc:  # a sink bug must not kill forwarding for good
+            log.exception("sink %s: unexpected error", self.sink.name)
+            outcome = Outcome.failed(f"unexpected error: {type(exc).__name__}: {exc}")
+        self.stats.set("gateway.sink.last_send_seconds", time.monotonic() - started,
+                       sink=self.sink.name)
+        return outcome
+
+    def _record(self, outbox: Outbox, rows: list, outcome: Outcome) -> None:
+        name = self.sink.name
+        if outcome.dead:
+            by_reason: dict[str, list] = {}
+            for row, reason in outcome.dead:
+                by_reason.setdefault(reason, []).append(row)
+            for reason, dead_rows in by_reason.items():
+                outbox.dead_letter(name, dead_rows, reason)
+                self.stats.inc("gateway.dropped", len(dead_rows), sink=name, reason=reason)
+                log.error("sink %s: %d reading(s) refused (%s); kept in the dead_letters "
+                          "table", name, len(dead_rows), reason)
+        for reason, n in outcome.dropped.items():
+            outbox.count_loss(reason, name, n)
+            self.stats.inc("gateway.dropped", n, sink=name, reason=reason)
+            log.warning("sink %s: dropped %d reading(s): %s", name, n, reason)
+        if outcome.done:
+            outbox.confirm(name, rows[outcome.done - 1].id)
+        if outcome.delivered:
+            self.stats.inc("gateway.delivered", outcome.delivered, sink=name)
+        if outcome.merged:
+            self.stats.inc("gateway.sink.merged", outcome.merged, sink=name)
+
+    async def _sleep(self, seconds: float) -> None:
+        self.wakeup.clear()
+        try:
+            await asyncio.wait_for(self.wakeup.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass

@@ -1,0 +1,85 @@
+"""What every sink is: one wire format, one destination, and what it confirms.
+
+A sink gets a batch of stored rows and answers with an `Outcome`: how many
+leading rows are finished (delivered, or refused for good and dead-lettered),
+or why it must wait or stop. It knows nothing of sources, profiles or the store.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from gateway.store.outbox import Row
+
+
+@dataclass
+class Outcome:
+    """The result of one `send`.
+
+    done      leading rows that need no more work (cursor moves past them)
+    delivered of those, how many the destination confirmed
+    dead      (row, reason) pairs among `done` refused for good: kept in dead_letters
+    dropped   reason -> count of rows among `done` given up by policy (counted, not kept)
+    merged    rows combined into another point before sending (e.g. same second)
+    retry_after  wait at least this long before retrying (transient failure)
+    stop      a failure no retry will fix (bad credentials); reported loudly
+    error     what went wrong, for logs and status (never holds secrets)
+    """
+
+    done: int = 0
+    delivered: int = 0
+    dead: list[tuple[Row, str]] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)
+    merged: int = 0
+    retry_after: float | None = None
+    stop: bool = False
+    error: str = ""
+
+    @classmethod
+    def failed(cls, error: str, retry_after: float | None = None) -> Outcome:
+        return cls(error=error, retry_after=retry_after)
+
+    @classmethod
+    def stopped(cls, error: str) -> Outcome:
+        return cls(error=error, stop=True)
+
+
+class Sink(abc.ABC):
+    """One destination. Subclasses say what they confirm in `confirms`."""
+
+    #: what counts as delivered, in words shown by `gateway status`
+    confirms: str = ""
+
+    def __init__(self, name: str, clock: Callable[[], float] = time.time) -> None:
+        self.name = name
+        self.clock = clock
+
+    async def open(self) -> None:
+        """Prepare connections. Must not raise for an unreachable destination."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    @abc.abstractmethod
+    async def send(self, rows: Sequence[Row]) -> Outcome:
+        """Deliver rows (in id order). Must not raise for destination failures."""
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """Parse an HTTP Retry-After header (seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,238 @@
+"""Datadog sink: metrics intake v2 (/api/v2/series, default) or v1 (/api/v1/series).
+
+Facts this follows (DESIGN.md, Datadog's metrics API docs):
+- auth by the DD-API-KEY header; 403 means the key is wrong or revoked: stop,
+  keep the data, report loudly;
+- request bodies at most 500 KB compressed and 5 MB uncompressed; 413 splits;
+- Datadog stores one point per series per second: readings of one series in
+  the same second are combined here as their type demands (gauge: last value,
+  count: sum, rate: mean), and the combined ones counted as `merged`;
+- points over 1 hour old or 10 minutes in the future are dropped by Datadog
+  unless the metric has historical ingestion: with `historical: false` they go
+  to the dead-letter table (or are dropped, by config), counted either way;
+- 400 is never retried as is: the batch is bisected and the refused series go
+  to the dead-letter table; 429/5xx back off honouring Retry-After.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from gateway.config.schema import DatadogSinkConfig
+from gateway.sinks.base import Outcome, Sink, retry_after_seconds
+from gateway.sinks.http import HttpPoster
+from gateway.store.outbox import Row
+
+MAX_COMPRESSED = 500 * 1024
+MAX_UNCOMPRESSED = 5 * 1024 * 1024
+# Aim well below the limits: a request is split before it is sent, not after a 413.
+TARGET_UNCOMPRESSED = 3 * 1024 * 1024
+MAX_AGE = 3600.0
+MAX_AHEAD = 600.0
+SAFETY = 30.0  # a point this close to the age limit could cross it in flight
+
+V2_TYPES = {"count": 1, "rate": 2, "gauge": 3}
+UNITS = {"W": "watt", "kW": "kilowatt", "V": "volt", "A": "ampere", "mA": "milliampere",
+         "%": "percent", "s": "second", "ms": "millisecond", "Hz": "hertz"}
+
+
+@dataclass
+class _Series:
+    """One Datadog series in a request: its points, and the rows they came from."""
+
+    sid: int
+    rows: list[Row] = field(default_factory=list)
+    points: dict[int, float] = field(default_factory=dict)  # second -> value
+    counts: dict[int, int] = field(default_factory=dict)
+
+
+def _combine(mtype: str, old: float, new: float, n: int) -> float:
+    if mtype == "count":
+        return old + new
+    if mtype == "rate":
+        return old + (new - old) / n  # running mean
+    return new  # gauge: last value wins
+
+
+class DatadogSink(Sink):
+    confirms = "HTTP 202 from the Datadog metrics intake"
+
+    def __init__(self, config: DatadogSinkConfig, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(config.name, clock)
+        self.config = config
+        base = (config.url or f"https://api.{config.site}").rstrip("/")
+        self.url = f"{base}/api/{config.api}/series"
+        self.poster = HttpPoster(config.timeout)
+        self._series_json: dict[int, dict] = {}
+
+    async def close(self) -> None:
+        await self.poster.close()
+
+    # -- building requests -------------------------------------------------------------
+
+    def _series_base(self, row: Row) -> dict:
+        base = self._series_json.get(row.series)
+        if base is None:
+            info = row.info
+            tags = [f"{k}:{v}" for k, v in sorted(info.tags.items()) if v != ""]
+            host = info.tags.get("gateway", "")
+            if self.config.api == "v2":
+                base = {"metric": info.metric, "type": V2_TYPES.get(info.type, 0), "tags": tags}
+                if host:
+                    base["resources"] = [{"name": host, "type": "host"}]
+                if info.unit in UNITS:
+                    base["unit"] = UNITS[info.unit]
+            else:
+                base = {"metric": info.metric, "type": info.type, "tags": tags}
+                if host:
+                    base["host"] = host
+            if len(self._series_json) > 100000:
+                self._series_json.clear()
+            self._series_json[row.series] = base
+        return base
+
+    def _series_body(self, s: _Series) -> dict:
+        base = self._series_json[s.sid]
+        if self.config.api == "v2":
+            points = [{"timestamp": t, "value": v} for t, v in sorted(s.points.items())]
+        else:
+            points = [[t, v] for t, v in sorted(s.points.items())]
+        return {**base, "points": points}
+
+    def _group(self, rows: Sequence[Row], outcome: Outcome) -> list[_Series]:
+        """Group rows into series, one point per second; set aside stale points."""
+        now = self.clock()
+        oldest, newest = now - MAX_AGE + SAFETY, now + MAX_AHEAD - SAFETY
+        series: dict[int, _Series] = {}
+        for row in rows:
+            ts = row.ts
+            if not self.config.historical and not oldest <= ts <= newest:
+                reason = "too_old" if ts < oldest else "in_future"
+                if self.config.stale == "drop":
+                    outcome.dropped[reason] = outcome.dropped.get(reason, 0) + 1
+                else:
+                    outcome.dead.append((row, reason))
+                continue
+            s = series.get(row.series)
+            if s is None:
+                self._series_base(row)
+                s = series[row.series] = _Series(row.series)
+            s.rows.append(row)
+            sec = int(ts)
+            if sec in s.points:
+                n = s.counts[sec] = s.counts[sec] + 1
+                s.points[sec] = _combine(row.info.type, s.points[sec], row.value, n)
+                outcome.merged += 1
+            else:
+                s.points[sec] = row.value
+                s.counts[sec] = 1
+        return list(series.values())
+
+    def _chunks(self, series: list[_Series]) -> list[list[_Series]]:
+        """Split series into requests below the uncompressed target size."""
+        chunks: list[list[_Series]] = [[]]
+        size = 0
+        for s in series:
+            n = len(json.dumps(self._series_body(s), separators=(",", ":")))
+            if chunks[-1] and size + n > TARGET_UNCOMPRESSED:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(s)
+            size += n
+        return [c for c in chunks if c]
+
+    def _encode(self, chunk: list[_Series]) -> tuple[bytes, dict[str, str]]:
+        body = json.dumps({"series": [self._series_body(s) for s in chunk]},
+                          separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json", "DD-API-KEY": str(self.config.api_key)}
+        if self.config.compression == "deflate":
+            body = zlib.compress(body, 6)
+            headers["Content-Encoding"] = "deflate"
+        elif self.config.compression == "gzip":
+            body = gzip.compress(body, 6)
+            headers["Content-Encoding"] = "gzip"
+        return body, headers
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def _trim_partial_second(self, rows: Sequence[Row]) -> Sequence[Row]:
+        """In a full batch, leave the last second for the next one, so its readings
+        are combined in one request rather than overwriting each other at Datadog."""
+        last = int(rows[-1].ts)
+        cut = len(rows)
+        while cut > 0 and int(rows[cut - 1].ts) == last:
+            cut -= 1
+        return rows[:cut] if cut > 0 else rows
+
+    async def send(self, rows: Sequence[Row]) -> Outcome:
+        if len(rows) >= self.config.batch_size:
+            rows = self._trim_partial_second(rows)
+        outcome = Outcome()
+        series = self._group(rows, outcome)
+        for chunk in self._chunks(series):
+            result = await self._send_chunk(chunk)
+            outcome.dead.extend(result.dead)
+            outcome.delivered += result.delivered
+            if result.error:
+                # Nothing moves until the whole batch is through: resending a chunk
+                # that already arrived is harmless (same series, same second).
+                return Outcome(error=result.error, retry_after=result.retry_after,
+                               stop=result.stop, merged=0)
+        outcome.done = len(rows)
+        return outcome
+
+    async def _send_chunk(self, chunk: list[_Series]) -> Outcome:
+        body, headers = self._encode(chunk)
+        if len(body) > MAX_COMPRESSED and len(chunk) > 1:
+            return await self._halves(chunk)
+        res = await self.poster.post(self.url, body, headers)
+        rows = [r for s in chunk for r in s.rows]
+        if res.error:
+            return Outcome.failed(res.error)
+        if 200 <= res.status < 300:
+            return Outcome(delivered=len(rows))
+        if res.status == 413:
+            return await self._halves(chunk)
+        if res.status == 400:
+            if len(chunk) > 1:
+                return await self._halves(chunk)
+            return Outcome(dead=[(r, "rejected_400") for r in rows])
+        what = f"HTTP {res.status} from {self.url}: {res.text[:200]}"
+        if res.status in (401, 403):
+            return Outcome.stopped(what + " (is the API key right for site "
+                                   f"{self.config.site}?)")
+        if res.status == 404:
+            return Outcome.stopped(what + " (wrong site or url?)")
+        wait = retry_after_seconds(res.headers.get("Retry-After"), self.clock())
+        if wait is None and res.status == 429:
+            wait = retry_after_seconds(res.headers.get("X-RateLimit-Reset"), self.clock())
+        return Outcome.failed(what, wait)
+
+    async def _halves(self, chunk: list[_Series]) -> Outcome:
+        if len(chunk) == 1:
+            # One series too large: split its points.
+            return await self._split_points(chunk[0])
+        mid = len(chunk) // 2
+        first = await self._send_chunk(chunk[:mid])
+        if first.error:
+            return first
+        second = await self._send_chunk(chunk[mid:])
+        second.dead = first.dead + second.dead
+        second.delivered += first.delivered
+        return second
+
+    async def _split_points(self, s: _Series) -> Outcome:
+        secs = sorted(s.points)
+        if len(secs) <= 1:
+            return Outcome(dead=[(r, "too_large_413") for r in s.rows])
+        half = set(secs[: len(secs) // 2])
+        a = _Series(s.sid, [r for r in s.rows if int(r.ts) in half],
+                    {t: v for t, v in s.points.items() if t in half})
+        b = _Series(s.sid, [r for r in s.rows if int(r.ts) not in half],
+                    {t: v for t, v in s.points.items() if t not in half})
+        return await self._halves([a, b])

@@ -1,0 +1,45 @@
+"""One shared way to POST a body and read the answer, for the HTTP sinks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+
+
+@dataclass
+class PostResult:
+    status: int = 0
+    text: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    error: str = ""  # set when no HTTP answer came (connection refused, timeout)
+
+
+class HttpPoster:
+    """Holds one aiohttp session (created lazily inside the running loop)."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str],
+                   params: Mapping[str, str] | None = None,
+                   auth: aiohttp.BasicAuth | None = None) -> PostResult:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self.timeout)
+        try:
+            async with self._session.post(url, data=body, headers=dict(headers),
+                                          params=dict(params or {}), auth=auth) as resp:
+                text = await resp.text(errors="replace")
+                return PostResult(resp.status, text, dict(resp.headers))
+        except asyncio.TimeoutError:
+            return PostResult(error=f"no answer from {url} within {self.timeout.total:.0f} s")
+        except aiohttp.ClientError as exc:
+            return PostResult(error=f"cannot reach {url}: {exc}")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -1,0 +1,114 @@
+"""Upstream MQTT sink: each reading is published as JSON with QoS 1.
+
+A reading counts as delivered only when the upstream broker has answered its
+PUBLISH with PUBACK. The topic comes from a template such as
+`halls/{gateway}/{device}`; placeholders are `metric` and any tag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import string
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from gateway.config.schema import MqttSinkConfig
+from gateway.sinks.base import Outcome, Sink
+from gateway.sources.mqtt import apply_tls
+from gateway.store.outbox import Row
+
+log = logging.getLogger("gateway.sink.mqtt")
+
+
+class _Fields(dict):
+    def __missing__(self, key: str) -> str:
+        return "_"
+
+
+def topic_for(template: str, row: Row) -> str:
+    values = _Fields(row.info.tags)
+    values["metric"] = row.info.metric
+    topic = string.Formatter().vformat(template, (), values)
+    return topic.replace("+", "_").replace("#", "_")
+
+
+def payload_for(row: Row) -> bytes:
+    r = row.reading
+    return json.dumps(r.as_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class MqttSink(Sink):
+    confirms = "PUBACK (QoS 1) from the upstream broker"
+
+    def __init__(self, config: MqttSinkConfig, gateway_name: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(config.name, clock)
+        self.config = config
+        client_id = config.client_id or f"gateway-{gateway_name}-{config.name}"
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                             protocol=mqtt.MQTTv311, clean_session=False)
+        if config.username is not None:
+            client.username_pw_set(config.username,
+                                   str(config.password) if config.password else None)
+        apply_tls(client, config.tls)
+        client.max_inflight_messages_set(max(20, config.batch_size))
+        client.max_queued_messages_set(0)
+        client.reconnect_delay_set(min_delay=1, max_delay=int(max(1, config.backoff_max)))
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        self.client = client
+        self.connected = False
+        self.where = f"{config.host}:{config.port}"
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any,
+                    properties: Any) -> None:
+        self.connected = not reason.is_failure
+        if reason.is_failure:
+            log.error("sink %s: upstream broker %s refused the connection: %s", self.name,
+                      self.where, reason)
+        else:
+            log.info("sink %s: connected to upstream broker %s", self.name, self.where)
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,
+                       properties: Any) -> None:
+        self.connected = False
+
+    async def open(self) -> None:
+        self.client.connect_async(self.config.host, self.config.port, keepalive=60)
+        self.client.loop_start()
+
+    async def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    async def send(self, rows: Sequence[Row]) -> Outcome:
+        if not self.connected:
+            return Outcome.failed(f"not connected to upstream broker {self.where}")
+        infos = []
+        for row in rows:
+            info = self.client.publish(topic_for(self.config.topic, row), payload_for(row),
+                                       qos=1, retain=self.config.retain)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                break
+            infos.append(info)
+        deadline = time.monotonic() + self.config.timeout
+        while True:
+            done = 0
+            for info in infos:
+                if not info.is_published():
+                    break
+                done += 1
+            if done == len(rows):
+                return Outcome(done=done, delivered=done)
+            if not self.connected or time.monotonic() > deadline:
+                # Unconfirmed ones are sent again later: at-least-once.
+                why = "connection lost" if not self.connected else "no PUBACK in time"
+                return Outcome(done=done, delivered=done,
+                               error=f"{why} from upstream broker {self.where} "
+                                     f"({len(rows) - done} unconfirmed)")
+            await asyncio.sleep(0.01)

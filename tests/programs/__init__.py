@@ -1,0 +1,1 @@
+"""Real programs (Mosquitto, VictoriaMetrics) run by the test fixtures on free loopback ports."""
