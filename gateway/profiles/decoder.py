@@ -71,35 +71,35 @@ class _Route:
 
 
 def topic_pattern(template: str, params: Mapping[str, Any]) -> tuple[str, re.Pattern[str] | None]:
-    """The MQTT subscription filter and, if it has captures/wildcards, a regex for it."""
+    """The MQTT subscription filter and, if it has captures/wildcards, a regex for it.
+
+    Parameters are filled in first, so a parameter's value may itself span several
+    levels and hold `+`, `#` or `{capture}` placeholders (generic-json's `topic`).
+    """
+    template = fill_params(template, params)
     filter_parts, regex_parts, dynamic = [], [], False
     for level in template.split("/"):
         pieces = _PLACEHOLDER.split(level)
         lit_filter, rx = "", ""
-        wild = False
         for i, piece in enumerate(pieces):
             if i % 2 == 0:
                 lit_filter += piece
                 rx += _level_regex(piece)
-            elif piece in params:
-                text = str(params[piece])
-                lit_filter += text
-                rx += _level_regex(text)
             else:
-                wild = True
                 rx += f"(?P<{piece}>[^/]*)"
-        if "+" in lit_filter or "#" in lit_filter:
+        if "+" in lit_filter or "#" in lit_filter or len(pieces) > 1:
             dynamic = True
-        if wild:
-            dynamic = True
-            filter_parts.append("+")
-        else:
-            filter_parts.append(lit_filter)
+        filter_parts.append("+" if len(pieces) > 1 else lit_filter)
         regex_parts.append(rx)
     mqtt_filter = "/".join(filter_parts)
     if not dynamic:
         return mqtt_filter, None
     return mqtt_filter, re.compile("^" + "/".join(regex_parts) + "$")
+
+
+def fill_params(template: str, params: Mapping[str, Any]) -> str:
+    """Replace each `{name}` that is a device parameter by its value; leave captures."""
+    return _PLACEHOLDER.sub(lambda m: str(params[m[1]]) if m[1] in params else m[0], template)
 
 
 def _level_regex(text: str) -> str:
@@ -149,12 +149,12 @@ class Decoder:
                 spec, problems = build(FieldSpec, data)
                 if spec is not None and not problems:
                     specs.append(spec)
-        fields = [self._compile(profile, s) for s in specs]
+        scalars = {k: v for k, v in params.items() if isinstance(v, (str, int, float))}
+        fields = [self._compile(profile, s, scalars) for s in specs]
         wildcard = [f for f in fields if f.spec.path == "*"]
         plain = [f for f in fields if f.spec.path != "*"]
         listed = frozenset(f.path[0] for f in plain if f.path)
-        flt, regex = topic_pattern(rule.topic, {k: v for k, v in params.items()
-                                                if isinstance(v, (str, int, float))})
+        flt, regex = topic_pattern(rule.topic, scalars)
         route = _Route(device, rule, plain, wildcard, listed, base, regex, flt)
         if regex is None:
             self.exact.setdefault(flt, []).append(route)
@@ -162,9 +162,9 @@ class Decoder:
             self.patterned.append(route)
 
     @staticmethod
-    def _compile(profile: Profile, spec: FieldSpec) -> _Field:
+    def _compile(profile: Profile, spec: FieldSpec, params: Mapping[str, Any]) -> _Field:
         q = profile.quantities.get(spec.quantity) if spec.quantity else None
-        metric = spec.metric or (q.metric if q else "")
+        metric = fill_params(spec.metric or (q.metric if q else ""), params)
         unit = spec.unit if spec.unit is not None else (q.unit if q else "")
         mtype = spec.type or (q.type if q else "gauge")
         vmap = profile.maps.get(spec.map) if isinstance(spec.map, str) else spec.map
@@ -212,7 +212,7 @@ class Decoder:
                                               f"(byte {exc.start})"))
             return result
         parsed: dict[str, Any] = {}
-        matched = False
+        matched = strict = False
         for route, captures in routes:
             rule = route.rule
             if rule.ignore:
@@ -224,14 +224,16 @@ class Decoder:
                                                       f"{_excerpt(text)}"))
                     return result
                 continue
-            if rule.when is not None:
-                if str(_get(body, tuple(rule.when.path.split(".")))) != rule.when.equals:
-                    continue
+            if rule.when is not None and not rule.when.holds(_get(body, rule.when.keys)):
+                continue
             matched = True
+            strict = strict or not rule.partial
             result.device = route.device.id
             self._read(route, captures, body, received, result)
         if not matched:
             result.ignored = True
+        elif not result.readings and not result.problems and not strict:
+            result.ignored = True  # a change notification about something not read here
         elif not result.readings and not result.problems:
             result.problems.append((NO_READINGS, f"nothing readable in payload on {topic!r}: "
                                                  f"{_excerpt(text)}"))

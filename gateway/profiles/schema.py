@@ -49,7 +49,8 @@ class FieldSpec:
 
     path: str = field(default="", metadata=doc("dotted path into the JSON payload; '*' = every "
                                                 "other top-level number; '' = the whole payload"))
-    metric: str = field(default="", metadata=doc("metric name; may use {capture} and {key}"))
+    metric: str = field(default="", metadata=doc("metric name; may use {capture}, {key} "
+                                                  "and a device {param}"))
     quantity: str = field(default="", metadata=doc("a named quantity (metric, unit, type)"))
     unit: str | None = field(default=None, metadata=doc("unit, overrides the quantity's"))
     type: MetricTypeName | None = field(default=None, metadata=doc("gauge|count|rate"))
@@ -86,7 +87,18 @@ class When:
     """A condition on the payload; messages failing it are known but ignored."""
 
     path: str = field(metadata=doc("dotted path into the JSON payload"))
-    equals: str = field(metadata=doc("the value it must have"))
+    equals: str | tuple[str, ...] = field(
+        metadata=doc("the value it must have, or a list of values it may have")
+    )
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(self.path.split("."))
+
+    def holds(self, value: Any) -> bool:
+        """Whether a payload whose value at `path` is `value` meets the condition."""
+        allowed = (self.equals,) if isinstance(self.equals, str) else self.equals
+        return str(value) in allowed
 
 
 @dataclass(frozen=True)
@@ -114,6 +126,9 @@ class MessageRule:
     each: Each | None = field(default=None, metadata=doc("walk entries of an object"))
     name: str = field(default="", metadata=doc("a short name for logs"))
     ignore: bool = field(default=False, metadata=doc("known topic, nothing to read"))
+    partial: bool = field(default=False, metadata=doc(
+        "payloads are change notifications holding only some fields (or none of this "
+        "rule's): one that gives no reading is ignored, not a problem"))
 
     def check(self) -> Iterator[tuple[str, str]]:
         if not (self.fields or self.fields_param or self.availability or self.ignore):

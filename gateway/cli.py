@@ -1,0 +1,167 @@
+"""The `gateway` command: run, check, decode, status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from gateway import __version__
+from gateway.config.load import load_config
+from gateway.config.schema import DeviceConfig
+from gateway.config.validate import ConfigError
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+
+
+def _config_or_exit(path: str) -> Any:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        raise SystemExit(EXIT_PROBLEM) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gateway.service import run_forever
+
+    config = _config_or_exit(args.config)
+    return run_forever(config, Path(args.config).resolve().parent)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_PROBLEM
+    from gateway.profiles.decoder import Decoder
+    from gateway.profiles.library import ProfileLibrary
+
+    library = ProfileLibrary.for_config(config, Path(args.config).resolve().parent)
+    decoder = Decoder(config.devices, library, config.gateway.name, config.gateway.tags)
+    print(f"{args.config}: OK — gateway {config.gateway.name!r}, {len(config.devices)} "
+          f"device(s), {len(config.sinks)} sink(s)")
+    for device in config.devices:
+        print(f"  device {device.id}: profile {device.profile}, priority {device.priority}")
+    print("  subscribes (QoS 1): " + ", ".join(decoder.subscriptions()))
+    for sink in config.sinks:
+        print(f"  sink {sink.name}: {sink.type}")
+    return EXIT_OK
+
+
+def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--param wants key=value, got {pair!r}")
+        try:
+            params[key] = json.loads(value) if value[:1] in "{[" else value
+        except ValueError:
+            params[key] = value
+    return params
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from gateway.profiles.decoder import Decoder
+    from gateway.profiles.library import ProfileLibrary
+
+    library = ProfileLibrary.builtin() if not args.config else ProfileLibrary.for_config(
+        _config_or_exit(args.config), Path(args.config).resolve().parent)
+    if args.profile not in library.profiles:
+        print(f"unknown profile {args.profile!r}; known: {', '.join(sorted(library.profiles))}",
+              file=sys.stderr)
+        return EXIT_PROBLEM
+    params = _parse_params(args.param or [])
+    device = DeviceConfig(id=args.device, profile=args.profile, params=params)
+    problems = library.check_device(device, "--param")
+    if problems:
+        for p in problems:
+            print(str(p).replace("--param.", "--param "), file=sys.stderr)
+        return EXIT_PROBLEM
+    payload = args.payload.encode("utf-8") if args.payload is not None else \
+        sys.stdin.buffer.read()
+    import time
+
+    decoded = Decoder([device], library, args.gateway).decode(args.topic, payload, time.time())
+    for r in decoded.readings:
+        print(json.dumps(r.as_dict(), ensure_ascii=False))
+    if decoded.ignored:
+        print(f"ignored: profile {args.profile} knows topic {args.topic!r} but reads nothing "
+              "from it", file=sys.stderr)
+    for reason, detail in decoded.problems:
+        print(f"{reason}: {detail}", file=sys.stderr)
+    return EXIT_PROBLEM if decoded.problems else EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from gateway.status import render_status, stored_status
+
+    config = _config_or_exit(args.config)
+    http = config.gateway.http
+    url = f"http://{http.host}:{http.port}/status"
+    status = None
+    if http.enabled:
+        try:
+            with urllib.request.urlopen(url, timeout=3) as resp:
+                status = json.load(resp)
+        except (OSError, urllib.error.URLError, ValueError):
+            status = None
+    if status is None:
+        from gateway.service import data_dir
+
+        folder = data_dir(config, Path(args.config).resolve().parent)
+        status = stored_status(config, folder)
+        status["note"] = f"gateway not running (no answer on {url}); figures read from the store"
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        print(render_status(status))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"gateway {__version__}")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run the gateway service")
+    p.add_argument("--config", "-c", required=True, help="YAML config file")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check", help="validate a config file; print every problem")
+    p.add_argument("--config", "-c", required=True)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("decode", help="show the readings one message would give")
+    p.add_argument("--profile", required=True, help="device profile name")
+    p.add_argument("--topic", required=True, help="MQTT topic the message arrived on")
+    p.add_argument("--payload", help="payload text (read from stdin when absent)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="device parameter, e.g. topic=defib_socket (repeatable)")
+    p.add_argument("--device", default="decode", help="device id to tag readings with")
+    p.add_argument("--gateway", default="", help="gateway name to tag readings with")
+    p.add_argument("--config", "-c", help="use this config's extra profile folders")
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("status", help="ingest, backlog and sink state")
+    p.add_argument("--config", "-c", required=True)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=getattr(logging, args.log_level),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    return int(args.func(args) or 0)

@@ -1,0 +1,60 @@
+"""The gateway's own health as readings (`gateway.*`), forwarded like any other.
+
+Counters are sent as `count` readings holding the increase since the last
+report; backlog, oldest-reading age, connection and sink state as gauges.
+"""
+
+from __future__ import annotations
+
+import resource
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from gateway.model import Reading
+from gateway.stats import Labels, Stats
+from gateway.store.outbox import Backlog
+
+
+@dataclass
+class SelfMetrics:
+    """Makes readings from Stats and the store's backlog, once per interval."""
+
+    gateway_name: str
+    tags: Mapping[str, str]
+    _last: dict[tuple[str, Labels], float] = field(default_factory=dict)
+
+    def _reading(self, metric: str, value: float, ts: float, mtype: str, unit: str,
+                 labels: Labels) -> Reading:
+        tags = {**self.tags, "device": self.gateway_name, "gateway": self.gateway_name,
+                **dict(labels)}
+        return Reading(metric, float(value), ts, mtype, unit, tags, "high")  # type: ignore[arg-type]
+
+    def collect(self, stats: Stats, backlogs: list[Backlog], now: float) -> list[Reading]:
+        counters, gauges = stats.snapshot()
+        out = []
+        for name, series in counters.items():
+            for labels, total in series.items():
+                key = (name, labels)
+                delta = total - self._last.get(key, 0.0)
+                self._last[key] = total
+                out.append(self._reading(name, delta, now, "count", "", labels))
+        for name, series in gauges.items():
+            if name == "gateway.sink.state":
+                continue  # one-hot by state: reported as gateway.sink.up below
+            for labels, value in series.items():
+                out.append(self._reading(name, value, now, "gauge", "", labels))
+        for b in backlogs:
+            labels = (("sink", b.sink),)
+            out.append(self._reading("gateway.backlog.rows", b.rows, now, "gauge", "", labels))
+            age = max(0.0, now - b.oldest_ts) if b.oldest_ts is not None else 0.0
+            out.append(self._reading("gateway.backlog.oldest_age", age, now, "gauge", "s",
+                                     labels))
+        state = gauges.get("gateway.sink.state", {})
+        for labels, value in state.items():
+            d = dict(labels)
+            if d.get("state") == "stopped":
+                out.append(self._reading("gateway.sink.stopped", value, now, "gauge", "",
+                                         (("sink", d["sink"]),)))
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        out.append(self._reading("gateway.process.max_rss", rss, now, "gauge", "B", ()))
+        return out

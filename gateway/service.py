@@ -1,0 +1,205 @@
+"""The running gateway: builds every part from the config and starts/stops them in order.
+
+Start: store -> ingest thread -> forwarders -> status endpoint -> MQTT source.
+Stop:  ingest commits and acknowledges what it holds -> source disconnects ->
+forwarders finish their request -> store closed. Anything the broker sent
+after the last commit is unacknowledged, so the broker sends it again next time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gateway import __version__
+from gateway.config.schema import Config, DatadogSinkConfig, InfluxSinkConfig, SinkConfig
+from gateway.forward import Backoff, Forwarder
+from gateway.httpapi import StatusServer
+from gateway.ingest import Ingest
+from gateway.profiles.decoder import Decoder
+from gateway.profiles.library import ProfileLibrary
+from gateway.selfmetrics import SelfMetrics
+from gateway.sinks.base import Sink
+from gateway.sinks.datadog import DatadogSink
+from gateway.sinks.influx import InfluxSink
+from gateway.sinks.mqtt import MqttSink
+from gateway.sources.mqtt import MqttSource
+from gateway.stats import Stats
+from gateway.store.outbox import Backlog, Outbox
+
+log = logging.getLogger("gateway")
+
+
+def make_sink(config: SinkConfig, gateway_name: str, clock: Callable[[], float]) -> Sink:
+    if isinstance(config, InfluxSinkConfig):
+        return InfluxSink(config, clock)
+    if isinstance(config, DatadogSinkConfig):
+        return DatadogSink(config, clock)
+    return MqttSink(config, gateway_name, clock)
+
+
+def data_dir(config: Config, config_dir: Path) -> Path:
+    """data_dir is relative to the config file's folder, whatever the working directory."""
+    path = Path(os.path.expanduser(config.gateway.data_dir))
+    return path if path.is_absolute() else (config_dir / path).resolve()
+
+
+class Gateway:
+    """One gateway process."""
+
+    def __init__(self, config: Config, config_dir: Path = Path("."),
+                 clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.started = clock()
+        self.data_dir = data_dir(config, config_dir)
+        self.stats = Stats()
+        self.library = ProfileLibrary.for_config(config, config_dir)
+        gw = config.gateway
+        self.decoder = Decoder(config.devices, self.library, gw.name, gw.tags,
+                               config.mqtt.max_payload_bytes)
+        store = config.store
+        self.ingest = Ingest(self._outbox, self.decoder, self.stats, store.commit_interval,
+                             store.commit_rows, clock)
+        self.source = MqttSource(config.mqtt, config.client_id, self.decoder.subscriptions(),
+                                 self.ingest.submit, self.stats, clock)
+        self.forwarders = [
+            Forwarder(make_sink(s, gw.name, clock), self._outbox, self.stats, s.batch_size,
+                      s.timeout, Backoff(s.backoff_min, s.backoff_max))
+            for s in config.sinks
+        ]
+        self.self_metrics = SelfMetrics(gw.name, gw.tags)
+        self.backlogs: list[Backlog] = []
+        self.http: StatusServer | None = None
+        self._stop = asyncio.Event()
+
+    def _outbox(self) -> Outbox:
+        return Outbox(self.data_dir, self.config.store.durability)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Run until request_stop() (or SIGTERM/SIGINT when installed)."""
+        writer = await asyncio.to_thread(self._outbox)
+        gone = writer.register_sinks([s.name for s in self.config.sinks])
+        for name in gone:
+            log.warning("sink %r is no longer configured: its cursor was removed, so readings "
+                        "waiting only for it can be purged", name)
+        writer.close()
+        reader = await asyncio.to_thread(self._outbox)
+        self.ingest.start()
+        tasks = [asyncio.create_task(f.run(), name=f"sink-{f.sink.name}")
+                 for f in self.forwarders]
+        http = self.config.gateway.http
+        if http.enabled:
+            self.http = StatusServer(http.host, http.port, self.stats, self.status,
+                                     self._prometheus_extra)
+            try:
+                await self.http.start()
+            except OSError as exc:
+                log.error("status endpoint %s:%s not started: %s", http.host, http.port, exc)
+                self.http = None
+        self.source.start()
+        log.info("gateway %s %s running: %d device(s), %d topic filter(s), sinks: %s; store %s",
+                 self.config.gateway.name, __version__, len(self.config.devices),
+                 len(self.decoder.subscriptions()),
+                 ", ".join(s.name for s in self.config.sinks) or "none",
+                 reader.path)
+        metrics_task = asyncio.create_task(self._self_metrics_loop(reader))
+        try:
+            await self._stop.wait()
+        finally:
+            log.info("stopping: committing and acknowledging what has arrived")
+            metrics_task.cancel()
+            await asyncio.to_thread(self.ingest.stop)
+            await asyncio.to_thread(self.source.stop)
+            for f in self.forwarders:
+                f.stop()
+            done, pending = await asyncio.wait(tasks, timeout=10) if tasks else (set(), set())
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+            if self.http is not None:
+                await self.http.stop()
+            reader.close()
+            log.info("stopped")
+
+    async def _self_metrics_loop(self, reader: Outbox) -> None:
+        interval = self.config.gateway.self_metrics_interval
+        while True:
+            try:
+                self.backlogs = await asyncio.to_thread(reader.backlogs)
+            except Exception as exc:  # the store may be briefly busy; try next round
+                log.warning("cannot read backlog: %s", exc)
+            readings = self.self_metrics.collect(self.stats, self.backlogs, self.clock())
+            self.ingest.submit_readings(readings)
+            await asyncio.sleep(interval)
+
+    def _prometheus_extra(self) -> list[tuple[str, dict[str, str], float]]:
+        now = self.clock()
+        out = []
+        for b in self.backlogs:
+            out.append(("gateway_backlog_rows", {"sink": b.sink}, float(b.rows)))
+            age = now - b.oldest_ts if b.oldest_ts is not None else 0.0
+            out.append(("gateway_backlog_oldest_age_seconds", {"sink": b.sink}, max(0.0, age)))
+        return out
+
+    def status(self) -> dict[str, Any]:
+        """What `gateway status` shows for a running gateway."""
+        s = self.stats
+        now = self.clock()
+        backlog = {b.sink: b for b in self.backlogs}
+        sinks = []
+        for f in self.forwarders:
+            name = f.sink.name
+            b = backlog.get(name)
+            dropped = {dict(lbl).get("reason", ""): v for lbl, v in
+                       s.counters.get("gateway.dropped", {}).items()
+                       if dict(lbl).get("sink") == name}
+            sinks.append({
+                "name": name, "type": type(f.sink).__name__, "confirms": f.sink.confirms,
+                "state": f.state, "last_error": f.last_error,
+                "backlog_rows": b.rows if b else None,
+                "oldest_age": (now - b.oldest_ts) if b and b.oldest_ts else 0.0,
+                "delivered": s.get("gateway.delivered", sink=name),
+                "failures": s.get("gateway.sink.failures", sink=name),
+                "dropped": dropped,
+            })
+        undecodable = {dict(lbl).get("reason", ""): v for lbl, v in
+                       s.counters.get("gateway.undecodable", {}).items()}
+        return {
+            "gateway": self.config.gateway.name, "version": __version__, "running": True,
+            "pid": os.getpid(), "uptime": now - self.started, "store": str(self.data_dir),
+            "mqtt": {"broker": f"{self.config.mqtt.host}:{self.config.mqtt.port}",
+                     "connected": bool(s.get("gateway.mqtt.connected")),
+                     "topics": len(self.decoder.subscriptions())},
+            "ingest": {"received": s.total("gateway.received"),
+                       "decoded": s.total("gateway.decoded"),
+                       "ignored": s.total("gateway.ignored"),
+                       "stored": s.total("gateway.stored"),
+                       "undecodable": undecodable,
+                       "store_writable": self.ingest.store_ok.is_set()},
+            "sinks": sinks,
+        }
+
+
+def run_forever(config: Config, config_dir: Path) -> int:
+    """Run the gateway until SIGTERM or SIGINT. Returns the exit status."""
+    gateway = Gateway(config, config_dir)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, gateway.request_stop)
+        await gateway.run()
+
+    asyncio.run(main())
+    return 0

@@ -1,0 +1,85 @@
+"""`gateway status`: the running gateway's state, or what its store says when stopped."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from gateway.config.schema import Config
+from gateway.store.outbox import DB_NAME, Outbox
+
+
+def stored_status(config: Config, data_dir: Path) -> dict[str, Any]:
+    """Status read from the store file alone (the gateway is not running)."""
+    status: dict[str, Any] = {"gateway": config.gateway.name, "running": False,
+                              "store": str(data_dir)}
+    if not (data_dir / DB_NAME).exists():
+        status["sinks"] = []
+        status["error"] = f"no store at {data_dir / DB_NAME} yet"
+        return status
+    outbox = Outbox(data_dir, readonly=True)
+    try:
+        now = time.time()
+        losses = outbox.losses()
+        status["stored_rows"] = outbox.stored_rows()
+        status["sinks"] = [
+            {"name": b.sink, "backlog_rows": b.rows,
+             "oldest_age": (now - b.oldest_ts) if b.oldest_ts else 0.0,
+             "dropped": {r: n for (r, s), n in losses.items() if s == b.sink}}
+            for b in outbox.backlogs()
+        ]
+        status["dead_letters"] = {f"{s}/{r}": n for (s, r), n in
+                                  outbox.dead_letter_counts().items()}
+    finally:
+        outbox.close()
+    return status
+
+
+def _age(seconds: float | None) -> str:
+    if not seconds:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def render_status(s: dict[str, Any]) -> str:
+    lines = [f"gateway {s.get('gateway')}: " + ("running" if s.get("running") else "not running")]
+    if s.get("note"):
+        lines.append(f"  ({s['note']})")
+    if s.get("error"):
+        lines.append(f"  {s['error']}")
+    if "uptime" in s:
+        lines.append(f"  version {s.get('version')}, pid {s.get('pid')}, up {_age(s['uptime'])}")
+    lines.append(f"  store: {s.get('store')}")
+    mqtt = s.get("mqtt")
+    if mqtt:
+        state = "connected" if mqtt["connected"] else "NOT CONNECTED"
+        lines.append(f"  mqtt {mqtt['broker']}: {state}, {mqtt['topics']} topic filter(s)")
+    ing = s.get("ingest")
+    if ing:
+        lines.append(f"  ingest: received {ing['received']:.0f} messages, decoded "
+                     f"{ing['decoded']:.0f}, ignored {ing['ignored']:.0f}, stored "
+                     f"{ing['stored']:.0f} readings"
+                     + ("" if ing.get("store_writable", True) else "  STORE NOT WRITABLE"))
+        for reason, n in sorted(ing.get("undecodable", {}).items()):
+            lines.append(f"    undecodable {reason}: {n:.0f}")
+    lines.append("  sinks:")
+    for k in s.get("sinks", []):
+        head = f"    {k['name']}"
+        if "state" in k:
+            head += f" [{k['state']}]"
+        head += f" backlog {k.get('backlog_rows', '?')} rows, oldest {_age(k.get('oldest_age'))}"
+        if "delivered" in k:
+            head += f", delivered {k['delivered']:.0f}"
+        lines.append(head)
+        if k.get("last_error"):
+            lines.append(f"      last error: {k['last_error']}")
+        for reason, n in sorted((k.get("dropped") or {}).items()):
+            lines.append(f"      dropped {reason}: {n:.0f}")
+    for key, n in sorted((s.get("dead_letters") or {}).items()):
+        lines.append(f"  dead letters {key}: {n}")
+    return "\n".join(lines)
