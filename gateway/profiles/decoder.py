@@ -9,15 +9,17 @@ from __future__ import annotations
 import json
 import math
 import re
+
+import orjson
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config.schema import DeviceConfig
+from gateway.config.validate import build
 from gateway.model import Reading
 from gateway.profiles.library import Profile, ProfileLibrary, field_map
 from gateway.profiles.schema import Availability, FieldSpec, MessageRule
-from gateway.config.validate import build
 
 # Reasons a message (or part of one) could not be read. Stable: they are metric tags.
 UNKNOWN_TOPIC = "unknown_topic"
@@ -56,6 +58,10 @@ class _Field:
     type: str
     vmap: Mapping[str, float] | None
     metric_names: frozenset[str]  # placeholders the metric uses (not tags then)
+    simple: bool = False  # fixed metric name, no value map: numbers pass straight through
+
+    def __post_init__(self) -> None:
+        self.simple = not self.metric_names and self.vmap is None
 
 
 @dataclass
@@ -65,6 +71,8 @@ class _Route:
     fields: list[_Field]
     wildcard: list[_Field]
     listed: frozenset[str]
+    roots: list[tuple[str, list[_Field]]]  # fields grouped by their top-level key
+    whole: list[_Field]  # fields reading the whole payload (path '')
     tags: dict[str, str]
     regex: re.Pattern[str] | None
     filter: str
@@ -94,12 +102,26 @@ def topic_pattern(template: str, params: Mapping[str, Any]) -> tuple[str, re.Pat
     mqtt_filter = "/".join(filter_parts)
     if not dynamic:
         return mqtt_filter, None
+    if len(regex_parts) > 1 and template.endswith("/#"):
+        # `a/#` also matches `a` itself (MQTT 3.1.1, 4.7.1.2).
+        return mqtt_filter, re.compile("^" + "/".join(regex_parts[:-1]) + "(?:/.*)?$")
     return mqtt_filter, re.compile("^" + "/".join(regex_parts) + "$")
 
 
 def fill_params(template: str, params: Mapping[str, Any]) -> str:
     """Replace each `{name}` that is a device parameter by its value; leave captures."""
     return _PLACEHOLDER.sub(lambda m: str(params[m[1]]) if m[1] in params else m[0], template)
+
+
+def _covers(wide: str, narrow: str) -> bool:
+    """Whether every topic the filter `narrow` matches is matched by `wide`."""
+    w, n = wide.split("/"), narrow.split("/")
+    for i, level in enumerate(w):
+        if level == "#":
+            return True
+        if i >= len(n) or n[i] == "#" or (level != "+" and level != n[i]):
+            return False
+    return len(w) == len(n)
 
 
 def _level_regex(text: str) -> str:
@@ -155,7 +177,13 @@ class Decoder:
         plain = [f for f in fields if f.spec.path != "*"]
         listed = frozenset(f.path[0] for f in plain if f.path)
         flt, regex = topic_pattern(rule.topic, scalars)
-        route = _Route(device, rule, plain, wildcard, listed, base, regex, flt)
+        roots: dict[str, list[_Field]] = {}
+        for f in plain:
+            if f.path:
+                roots.setdefault(f.path[0], []).append(f)
+        whole = [f for f in plain if not f.path]
+        route = _Route(device, rule, plain, wildcard, listed, list(roots.items()), whole, base,
+                       regex, flt)
         if regex is None:
             self.exact.setdefault(flt, []).append(route)
         else:
@@ -173,11 +201,15 @@ class Decoder:
                       frozenset(_PLACEHOLDER.findall(metric)))
 
     def subscriptions(self) -> list[str]:
-        """Topic filters to subscribe to, one per distinct filter."""
+        """Topic filters to subscribe to: distinct, none covered by another.
+
+        A broker may deliver one copy of a message per matching subscription
+        (MQTT 3.1.1, 3.3.5), so `a/status/sys` is dropped when `a/status/+` is there.
+        """
         found = dict.fromkeys(self.exact)
         for route in self.patterned:
             found[route.filter] = None
-        return list(found)
+        return [f for f in found if not any(g != f and _covers(g, f) for g in found)]
 
     def routes(self, topic: str) -> list[tuple[_Route, dict[str, str]]]:
         hit = self._cache.get(topic)
@@ -202,14 +234,14 @@ class Decoder:
             return result
         result.device = routes[0][0].device.id
         if len(payload) > self.max_payload_bytes:
-            result.problems.append((TOO_LARGE, f"{len(payload)} bytes on {topic!r}, "
-                                               f"limit {self.max_payload_bytes}"))
+            result.problems.append((TOO_LARGE, (f"{len(payload)} bytes on {topic!r}, "
+                                                f"limit {self.max_payload_bytes}")))
             return result
         try:
             text = payload.decode("utf-8")
         except UnicodeDecodeError as exc:
-            result.problems.append((NOT_UTF8, f"payload on {topic!r} is not UTF-8 "
-                                              f"(byte {exc.start})"))
+            result.problems.append((NOT_UTF8, (f"payload on {topic!r} is not UTF-8 "
+                                               f"(byte {exc.start})")))
             return result
         parsed: dict[str, Any] = {}
         matched = strict = False
@@ -220,8 +252,8 @@ class Decoder:
             body = self._body(rule.payload, text, parsed)
             if body is _BAD:
                 if rule.payload == "json":
-                    result.problems.append((BAD_JSON, f"payload on {topic!r} is not JSON: "
-                                                      f"{_excerpt(text)}"))
+                    result.problems.append((BAD_JSON, (f"payload on {topic!r} is not JSON: "
+                                                       f"{_excerpt(text)}")))
                     return result
                 continue
             if rule.when is not None and not rule.when.holds(_get(body, rule.when.keys)):
@@ -235,8 +267,8 @@ class Decoder:
         elif not result.readings and not result.problems and not strict:
             result.ignored = True  # a change notification about something not read here
         elif not result.readings and not result.problems:
-            result.problems.append((NO_READINGS, f"nothing readable in payload on {topic!r}: "
-                                                 f"{_excerpt(text)}"))
+            result.problems.append((NO_READINGS, (f"nothing readable in payload on {topic!r}: "
+                                                  f"{_excerpt(text)}")))
         return result
 
     @staticmethod
@@ -245,9 +277,15 @@ class Decoder:
             return text.strip()
         if "json" not in parsed:
             try:
-                parsed["json"] = json.loads(text)
-            except ValueError:
-                parsed["json"] = _BAD
+                # orjson: 0.9 us against json's 6.7 us for a Tasmota SENSOR payload.
+                parsed["json"] = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                try:
+                    # Python's parser also reads NaN/Infinity, so such values are
+                    # reported as not_finite rather than as bad JSON.
+                    parsed["json"] = json.loads(text)
+                except ValueError:
+                    parsed["json"] = _BAD
         body = parsed["json"]
         if kind == "auto":
             return body if isinstance(body, dict) else text.strip()
@@ -277,20 +315,47 @@ class Decoder:
         elif word in (w.lower() for w in spec.offline):
             value = 0.0
         else:
-            result.problems.append((UNKNOWN_VALUE, f"device {route.device.id!r}: availability "
-                                                   f"payload {word!r} is neither online nor "
-                                                   "offline"))
+            result.problems.append((UNKNOWN_VALUE, (f"device {route.device.id!r}: availability "
+                                                    f"payload {word!r} is neither online nor "
+                                                    "offline")))
             return
         result.readings.append(self._reading(route, "device.online", value, ts, "", "gauge",
                                              captures, frozenset()))
 
     def _fields(self, route: _Route, captures: dict[str, str], body: Any, ts: float,
                 result: Decoded) -> None:
-        for f in route.fields:
-            value = _get(body, f.path) if f.path else body
-            if value is None:
-                continue
-            self._emit(route, f, value, captures, ts, result, f.spec.path)
+        out = result.readings
+        tags = route.tags
+        priority = route.device.priority
+        plain = not captures
+        for f in route.whole:
+            self._emit(route, f, body, captures, ts, result, "payload")
+        if type(body) is not dict:
+            return
+        for root, fields in route.roots:
+            top = body.get(root)
+            if top is None:
+                continue  # e.g. no DS18B20 block in this SENSOR message: skip its fields
+            for f in fields:
+                value = top
+                for key in f.path[1:]:
+                    if type(value) is not dict:
+                        value = None
+                        break
+                    value = value.get(key)
+                    if value is None:
+                        break
+                if value is None:
+                    continue
+                kind = type(value)
+                if plain and f.simple and (kind is float or kind is int):
+                    # The common case, kept short: a plain number for a fixed metric.
+                    number = value * f.spec.scale
+                    if number - number == 0:  # false for NaN and infinities
+                        out.append(Reading(f.metric, float(number), ts, f.type,  # type: ignore[arg-type]
+                                           f.unit, tags, priority))
+                        continue
+                self._emit(route, f, value, captures, ts, result, f.spec.path)
         if route.wildcard and isinstance(body, dict):
             for f in route.wildcard:
                 for key, value in body.items():
@@ -310,13 +375,13 @@ class Decoder:
         number = _number(value, f.vmap)
         if isinstance(number, str):
             reason = UNKNOWN_VALUE if f.vmap is not None and isinstance(value, str) else WRONG_TYPE
-            result.problems.append((reason, f"device {route.device.id!r} field {where!r}: "
-                                            f"{number}"))
+            result.problems.append((reason, (f"device {route.device.id!r} field {where!r}: "
+                                             f"{number}")))
             return
         number *= f.spec.scale
         if math.isnan(number) or math.isinf(number):
-            result.problems.append((NOT_FINITE, f"device {route.device.id!r} field {where!r}: "
-                                                f"{value!r} is not a finite number"))
+            result.problems.append((NOT_FINITE, (f"device {route.device.id!r} field {where!r}: "
+                                                 f"{value!r} is not a finite number")))
             return
         metric = f.metric.format_map(captures) if f.metric_names else f.metric
         result.readings.append(self._reading(route, metric, number, ts, f.unit, f.type, captures,

@@ -164,7 +164,32 @@ def param_problems(profile: Profile, params: Mapping[str, Any], path: str) -> li
     for key, value in params.items():
         if key in declared and not isinstance(value, (str, int, float, dict)):
             problems.append(Problem(f"{path}.{key}", "must be a string or a mapping"))
+    values = {k: params.get(k, ps.default) for k, ps in declared.items()}
+    seen = set()
+    for rule in profile.spec.messages:
+        used = [n for n in _PLACEHOLDER.findall(rule.topic) if n in params]
+        filled = _PLACEHOLDER.sub(
+            lambda m: str(values[m[1]]) if values.get(m[1]) is not None else m[0], rule.topic)
+        for problem in _topic_problems(filled) if used else ():
+            if problem not in seen:
+                seen.add(problem)
+                problems.append(Problem(f"{path}.{used[0]}", problem))
     return problems
+
+
+def _topic_problems(topic: str) -> list[str]:
+    """What makes a topic pattern (after parameters are filled in) unusable."""
+    out = []
+    levels = topic.split("/")
+    for i, level in enumerate(levels):
+        if ("+" in level and level != "+") or ("#" in level and (level != "#" or i < len(levels) - 1)):
+            out.append(f"topic {topic!r}: + must be a whole level and # the whole last level "
+                       "(e.g. sensors/+/state, sensors/#)")
+            break
+    names = _PLACEHOLDER.findall(topic)
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        out.append(f"topic {topic!r}: {{{name}}} is captured twice; give each capture its own name")
+    return out
 
 
 def field_map(value: Any) -> list[dict[str, Any]]:

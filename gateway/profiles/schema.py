@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from gateway.config.validate import doc
 
+
 def _empty() -> Mapping[str, Any]:
     return MappingProxyType({})
 

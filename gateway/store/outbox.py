@@ -78,6 +78,11 @@ class Outbox:
             ensure_schema(self.conn)
         self._series_ids: dict[tuple[str, str, str, str, tuple[tuple[str, str], ...]], int] = {}
         self._series_info: dict[int, SeriesInfo] = {}
+        # Decoders hand out one tags dict per device for most readings: finding the
+        # series by that dict's identity saves sorting the tags for every reading.
+        # The dict is kept in the entry, so its id cannot be reused while cached.
+        self._by_identity: dict[tuple[str, str, str, str, int],
+                                tuple[dict[str, str], int]] = {}
         self._last_ts: dict[int, int] = {}
         self._in_tx = False
         self._pending = 0
@@ -113,8 +118,18 @@ class Outbox:
             self._in_tx = True
         rows = []
         last_ts = self._last_ts
+        by_identity = self._by_identity
         for r in readings:
-            sid = self._series_id(r)
+            tags = r.tags
+            ikey = (r.metric, r.type, r.unit, r.priority, id(tags))
+            hit = by_identity.get(ikey)
+            if hit is not None and hit[0] is tags:
+                sid = hit[1]
+            else:
+                sid = self._series_id(r)
+                if len(by_identity) > 50000:
+                    by_identity.clear()
+                by_identity[ikey] = (tags, sid)
             ts = int(r.ts * 1000)
             prev = last_ts.get(sid)
             if prev is not None and ts <= prev:
@@ -148,6 +163,7 @@ class Outbox:
         self._pending = 0
         # Series rows inserted in the failed transaction are gone too.
         self._series_ids.clear()
+        self._by_identity.clear()
         self._last_ts.clear()
 
     # -- sinks and cursors ---------------------------------------------------------------
