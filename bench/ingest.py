@@ -31,13 +31,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import paho.mqtt.client as mqtt  # noqa: E402
-from paho.mqtt.packettypes import PacketTypes  # noqa: E402
-from paho.mqtt.properties import Properties  # noqa: E402
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
-from tests.programs.mosquitto import Mosquitto  # noqa: E402
-from tests.programs.ports import free_port  # noqa: E402
-from tests.programs.victoria import VictoriaMetrics  # noqa: E402
+from tests.programs.mosquitto import Mosquitto
+from tests.programs.ports import free_port
+from tests.programs.victoria import VictoriaMetrics
 
 ENERGY_KEYS = ["Total", "Yesterday", "Today", "Power", "ApparentPower", "ReactivePower",
                "Factor", "Voltage", "Current", "Frequency"]
@@ -101,7 +101,7 @@ def publish_burst(port: int, messages: int, publishers: int, fields: int,
 def _bare_subscriber(port: int, expected: int, ready: mp.Event, out: mp.Queue) -> None:  # type: ignore[type-arg]
     state = {"n": 0, "first": 0.0, "last": 0.0}
 
-    def on_message(client, userdata, msg):  # noqa: ANN001
+    def on_message(client, userdata, msg):
         if state["n"] == 0:
             state["first"] = time.time()
         state["n"] += 1
@@ -182,9 +182,10 @@ sinks:
   - {{name: vm, type: influx, url: "{vm.url}", backoff_max: 1}}
 """)
         env = dict(os.environ, PYTHONPATH=str(ROOT))
+        log_file = (work / "gateway.log").open("wb")
         gw = subprocess.Popen([sys.executable, "-m", "gateway", "--log-level", "WARNING",
                                "run", "--config", str(config)], env=env,
-                              stdout=open(work / "gateway.log", "wb"), stderr=subprocess.STDOUT)
+                              stdout=log_file, stderr=subprocess.STDOUT)
         try:
             for _ in range(100):
                 try:
@@ -194,8 +195,8 @@ sinks:
                     pass
                 time.sleep(0.1)
             time.sleep(1.0)
-            t0, t_pub, unacked = publish_burst(broker.port, args.messages, args.publishers,
-                                               args.fields)
+            t0, _, unacked = publish_burst(broker.port, args.messages, args.publishers,
+                                           args.fields)
             expected = args.messages * args.fields
             last_change, last, s = time.time(), None, {}
             while True:
@@ -211,7 +212,6 @@ sinks:
             got = int(s["ingest"]["received"])
             stored = int(s["ingest"]["stored"])
             gw_rate = got / (t_done - t0)
-            hwm_ingest, _ = vm_hwm_kib(gw.pid)
             print(f"gateway   accepted {got}/{args.messages} messages ({stored} readings "
                   f"committed) in {t_done - t0:.2f} s = {gw_rate:,.0f} msg/s = "
                   f"{gw_rate * args.fields:,.0f} readings/s; ratio to baseline "

@@ -121,7 +121,7 @@ class Forwarder:
         started = time.monotonic()
         try:
             outcome = await asyncio.wait_for(self.sink.send(rows), self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             outcome = Outcome.failed(f"no answer within {self.timeout:.0f} s")
         except Exception as exc:  # a sink bug must not kill forwarding for good
             log.exception("sink %s: unexpected error", self.sink.name)
@@ -156,5 +156,5 @@ class Forwarder:
         self.wakeup.clear()
         try:
             await asyncio.wait_for(self.wakeup.wait(), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass

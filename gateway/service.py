@@ -122,7 +122,7 @@ class Gateway:
             await asyncio.to_thread(self.source.stop)
             for f in self.forwarders:
                 f.stop()
-            done, pending = await asyncio.wait(tasks, timeout=10) if tasks else (set(), set())
+            _, pending = await asyncio.wait(tasks, timeout=10) if tasks else (set(), set())
             for t in pending:
                 t.cancel()
             if pending:
@@ -137,7 +137,7 @@ class Gateway:
         while True:
             try:
                 self.backlogs = await asyncio.to_thread(reader.backlogs)
-            except Exception as exc:  # the store may be briefly busy; try next round
+            except Exception as exc:  # noqa: BLE001 - keep reporting; the store may be busy
                 log.warning("cannot read backlog: %s", exc)
             readings = self.self_metrics.collect(self.stats, self.backlogs, self.clock())
             self.ingest.submit_readings(readings)

@@ -28,7 +28,7 @@ def test_environment_variables_and_defaults():
 def test_missing_variable_is_an_error_naming_key_and_variable():
     with pytest.raises(ConfigError) as info:
         load(env={})
-    assert [str(p) for p in info.value.problems][0].startswith(
+    assert str(info.value.problems[0]).startswith(
         "sinks[0].api_key: environment variable DD_API_KEY is not set")
 
 

@@ -66,7 +66,7 @@ def _read_secret_file(file: Path, path: str, problems: list[Problem]) -> str:
     except OSError as exc:
         problems.append(Problem(path, f"cannot read {file}: {exc.strerror or exc}"))
         return ""
-    return text[:-1] if text.endswith("\n") else text
+    return text.removesuffix("\n")
 
 
 def _walk(node: Any, path: str, env: Mapping[str, str], problems: list[Problem]) -> Any:

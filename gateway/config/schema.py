@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.config.validate import Secret, doc
 
+
 def _empty() -> Mapping[str, str]:
     return MappingProxyType({})
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

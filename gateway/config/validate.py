@@ -125,7 +125,7 @@ class Validator:
                 return ()
             return tuple(self.convert(v, item_tp, _join(path, i), secret) for i, v in enumerate(value))
         if origin is dict or origin is collections.abc.Mapping:
-            key_tp, val_tp = get_args(tp)
+            _, val_tp = get_args(tp)
             if not isinstance(value, dict):
                 self.fail(path, f"must be a mapping, got {_show(value)}")
                 return types.MappingProxyType({})

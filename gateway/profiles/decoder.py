@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import math
 import re
-
-import orjson
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from gateway.config.schema import DeviceConfig
 from gateway.config.validate import build

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -34,7 +33,7 @@ class HttpPoster:
                                           params=dict(params or {}), auth=auth) as resp:
                 text = await resp.text(errors="replace")
                 return PostResult(resp.status, text, dict(resp.headers))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return PostResult(error=f"no answer from {url} within {self.timeout.total:.0f} s")
         except aiohttp.ClientError as exc:
             return PostResult(error=f"cannot reach {url}: {exc}")

@@ -9,8 +9,8 @@ wrong); 429 and 5xx retry honouring Retry-After.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Callable, Sequence
 import time
+from collections.abc import Callable, Sequence
 
 import aiohttp
 

@@ -111,7 +111,7 @@ class MqttSource:
         # would otherwise leave us subscribed to nothing.
         for i in range(0, len(self.topics), 100):
             chunk = self.topics[i:i + 100]
-            result, mid = client.subscribe([(t, SubscribeOptions(qos=1)) for t in chunk])
+            _, mid = client.subscribe([(t, SubscribeOptions(qos=1)) for t in chunk])
             if mid is not None:
                 self._subscribe_topics[mid] = chunk
 
@@ -155,7 +155,7 @@ class MqttSource:
 class _Acker:
     """Callable that acknowledges one message, if its connection is still the current one."""
 
-    __slots__ = ("source", "mid", "qos", "generation")
+    __slots__ = ("generation", "mid", "qos", "source")
 
     def __init__(self, source: MqttSource, mid: int, qos: int, generation: int) -> None:
         self.source = source

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import atexit
 import ctypes
-import os
 import signal
 import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 from .ports import LOOPBACK, port_accepts, wait_until
 
@@ -24,9 +24,9 @@ class ProgramError(RuntimeError):
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
     """Ask Linux to SIGKILL the child if the thread that started it dies (PR_SET_PDEATHSIG)."""
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-    except Exception:
-        pass
+        ctypes.CDLL(None, use_errno=True).prctl(1, ctypes.c_ulong(int(signal.SIGKILL)))
+    except (OSError, AttributeError):  # not Linux: the atexit hook still cleans up
+        return
 
 
 class ManagedProcess:
@@ -94,7 +94,7 @@ class ManagedProcess:
                 cwd=self.workdir,
                 # Only the main thread lives as long as the test run; a child tied
                 # to a short-lived worker thread would die with that thread.
-                preexec_fn=_die_with_parent if in_main_thread else None,
+                preexec_fn=_die_with_parent if in_main_thread else None,  # noqa: PLW1509
             )
         with _LIVE_LOCK:
             _LIVE.add(self)
@@ -165,7 +165,7 @@ class ManagedProcess:
         except FileNotFoundError:
             return ""
 
-    def __enter__(self) -> ManagedProcess:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -185,5 +185,5 @@ def _kill_leftovers() -> None:
     for program in leftovers:
         try:
             program.kill()
-        except Exception:
-            pass
+        except (OSError, subprocess.SubprocessError):
+            continue

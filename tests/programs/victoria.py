@@ -31,6 +31,10 @@ Visibility of fresh data
   * ``/api/v1/export`` without ``end`` stops at the current second, hiding samples
     written in this second; :meth:`export` passes ``start=0`` and an ``end`` 3 days
     ahead.
+  * ``force_flush`` makes data searchable, not durable: data written and flushed
+    less than ~5 s before a SIGKILL (``kill()``) was lost; after ``flush()`` plus
+    ~5 s it survived (``DISK_FLUSH_SECONDS`` = 6). SIGTERM (``stop()``/``restart()``)
+    writes everything out. A 204 from VM is therefore not durability.
   * Flags used so results are never stale: ``-search.latencyOffset=0s`` (default 30 s
     hides the newest points from queries) and ``-search.disableCache``.
 
@@ -69,6 +73,8 @@ class VictoriaMetrics(ManagedProcess):
     """
 
     name = "victoria-metrics"
+    #: After ``flush()``, waiting this long makes data survive ``kill()`` (measured).
+    DISK_FLUSH_SECONDS = 6.0
 
     def __init__(
         self,
@@ -118,7 +124,9 @@ class VictoriaMetrics(ManagedProcess):
         headers: dict[str, str] | None = None,
         timeout: float = 10.0,
     ) -> tuple[int, bytes]:
-        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
+        req = urllib.request.Request(
+            self.url + path, data=body, method=method, headers=headers or {}
+        )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 return resp.status, resp.read()

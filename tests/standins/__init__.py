@@ -1,0 +1,1 @@
+"""Stand-ins for cloud APIs that cannot run here (only Datadog), faithful to their documentation."""
