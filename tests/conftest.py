@@ -73,3 +73,26 @@ def datadog_intake() -> Iterator[DatadogIntake]:
         yield intake
     finally:
         intake.close()
+
+
+@pytest.fixture
+def make_gateway(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
+    """Factory for gateway processes (`gateway run --config`); all stopped afterwards.
+
+    make_gateway(config_dict, env=None) -> GatewayProcess (not started).
+    """
+    from programs.gateway import GatewayProcess
+
+    made: list[GatewayProcess] = []
+
+    def make(config: dict, env: dict | None = None) -> GatewayProcess:
+        gw = GatewayProcess(tmp_path_factory.mktemp("gateway"), config, env)
+        made.append(gw)
+        return gw
+
+    try:
+        yield make
+    finally:
+        for gw in made:
+            gw.close()
+            _attach_log_on_failure(request, f"gateway {gw.workdir.name}", gw.log_text())
