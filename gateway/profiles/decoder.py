@@ -113,6 +113,34 @@ def fill_params(template: str, params: Mapping[str, Any]) -> str:
     return _PLACEHOLDER.sub(lambda m: str(params[m[1]]) if m[1] in params else m[0], template)
 
 
+def minimal_filters(filters: Iterable[str]) -> list[str]:
+    """Distinct filters, dropping each one another filter covers.
+
+    Only filters with a wildcard can cover others; they are indexed by their
+    literal leading levels, so this stays linear in the number of filters.
+    """
+    distinct = list(dict.fromkeys(filters))
+    wide: dict[tuple[str, ...], list[str]] = {}
+    for g in distinct:
+        levels = g.split("/")
+        prefix = []
+        for level in levels:
+            if level in ("+", "#"):
+                break
+            prefix.append(level)
+        if len(prefix) < len(levels):
+            wide.setdefault(tuple(prefix), []).append(g)
+    out = []
+    for f in distinct:
+        levels = f.split("/")
+        covered = any(g != f and _covers(g, f)
+                      for k in range(len(levels) + 1)
+                      for g in wide.get(tuple(levels[:k]), ()))
+        if not covered:
+            out.append(f)
+    return out
+
+
 def _covers(wide: str, narrow: str) -> bool:
     """Whether every topic the filter `narrow` matches is matched by `wide`."""
     w, n = wide.split("/"), narrow.split("/")
@@ -151,6 +179,7 @@ class Decoder:
         self.exact: dict[str, list[_Route]] = {}
         self.patterned: list[_Route] = []
         self._cache: dict[str, list[tuple[_Route, dict[str, str]]]] = {}
+        self._subscriptions: list[str] | None = None
         for device in devices:
             profile = library.get(device.profile)
             if profile is None:
@@ -206,10 +235,10 @@ class Decoder:
         A broker may deliver one copy of a message per matching subscription
         (MQTT 3.1.1, 3.3.5), so `a/status/sys` is dropped when `a/status/+` is there.
         """
-        found = dict.fromkeys(self.exact)
-        for route in self.patterned:
-            found[route.filter] = None
-        return [f for f in found if not any(g != f and _covers(g, f) for g in found)]
+        if self._subscriptions is None:
+            found = list(self.exact) + [route.filter for route in self.patterned]
+            self._subscriptions = minimal_filters(found)
+        return list(self._subscriptions)
 
     def routes(self, topic: str) -> list[tuple[_Route, dict[str, str]]]:
         hit = self._cache.get(topic)
