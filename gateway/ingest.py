@@ -1,10 +1,18 @@
 """The ingest stage: raw messages -> decode -> group commit -> acknowledge.
 
 Runs in its own thread. A source hands over (topic, payload, received, ack)
-cheaply; this thread decodes in batches, commits one transaction per batch
-(every `commit_rows` readings or `commit_interval` seconds), and only then
-calls each message's `ack` — so the broker keeps every message the store has
-not yet made durable.
+cheaply; this thread decodes as messages arrive, commits one transaction per
+batch, and only then calls each message's `ack` — so the broker keeps every
+message the store has not yet made durable.
+
+A batch is committed when it holds `commit_rows` readings, when it holds half
+of the `window` of unacknowledged messages (so the broker can send the other
+half meanwhile), or `commit_interval` seconds after its first message.
+
+Memory is bounded here, not only by the broker's flow control: at most
+`window` messages are held unacknowledged. When that many wait, `submit`
+blocks the source's network thread, which stops reading the socket, so TCP
+pushes back on the broker.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.logthrottle import Throttled
 from gateway.model import Reading
@@ -37,6 +45,16 @@ class _Message:
     ack: Ack | None
 
 
+@dataclass
+class _Batch:
+    readings: list[Reading] = field(default_factory=list)
+    acks: list[Ack] = field(default_factory=list)
+    messages: int = 0
+    decoded: int = 0
+    ignored: int = 0
+    problems: Counter[str] = field(default_factory=Counter)
+
+
 _STOP = object()
 
 
@@ -44,26 +62,31 @@ class Ingest:
     """Owns the store's write connection; everything that enters the store passes here."""
 
     def __init__(self, outbox_factory: Callable[[], Outbox], decoder: Decoder, stats: Stats,
-                 commit_interval: float = 0.25, commit_rows: int = 5000,
+                 commit_interval: float = 0.25, commit_rows: int = 5000, window: int = 2000,
                  clock: Callable[[], float] = time.time) -> None:
         self._outbox_factory = outbox_factory
         self.decoder = decoder
         self.stats = stats
         self.commit_interval = commit_interval
         self.commit_rows = commit_rows
+        self.window = max(1, window)
         self.clock = clock
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._slots = threading.Semaphore(self.window)
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._throttle = Throttled(log)
         self.purge_every = 2.0
-        self.on_commit: Callable[[int], None] | None = None
         self.store_ok = threading.Event()
         self.store_ok.set()
 
     # -- called from other threads ---------------------------------------------------------
 
     def submit(self, topic: str, payload: bytes, received: float, ack: Ack | None) -> None:
-        """Hand over one message. Cheap: safe to call from a network callback."""
+        """Hand over one message. Blocks while `window` messages await their commit."""
+        while not self._slots.acquire(timeout=0.5):
+            if self._stopping.is_set():
+                return  # not acknowledged: the broker sends it again next time
         self._queue.put(_Message(topic, payload, received, ack))
 
     def submit_readings(self, readings: Sequence[Reading]) -> None:
@@ -76,6 +99,7 @@ class Ingest:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Commit what has arrived, acknowledge it, and stop."""
+        self._stopping.set()
         self._queue.put(_STOP)
         if self._thread is not None:
             self._thread.join(timeout)
@@ -88,76 +112,71 @@ class Ingest:
         stopping = False
         try:
             while not stopping:
-                batch, stopping = self._collect()
-                if batch:
-                    self._process(outbox, batch)
+                batch = _Batch()
+                stopping = self._fill(batch)
+                if batch.messages or batch.readings:
+                    self._finish(outbox, batch)
                 if time.monotonic() - last_purge >= self.purge_every:
                     last_purge = time.monotonic()
                     self._purge(outbox)
         finally:
             outbox.close()
 
-    def _collect(self) -> tuple[list[object], bool]:
-        """Wait for the first item, then gather until the batch is full or due."""
+    def _fill(self, batch: _Batch) -> bool:
+        """Take and decode items until the batch is due. Returns True when told to stop."""
         try:
-            first = self._queue.get(timeout=self.purge_every)
+            item = self._queue.get(timeout=self.purge_every)
         except queue.Empty:
-            return [], False
-        if first is _STOP:
-            return [], True
-        batch = [first]
+            return False
         deadline = time.monotonic() + self.commit_interval
-        while len(batch) < self.commit_rows:
+        half_window = max(1, self.window // 2)
+        while True:
+            if item is _STOP:
+                return True
+            self._take(item, batch)
+            if len(batch.readings) >= self.commit_rows or batch.messages >= half_window:
+                return False
             remaining = deadline - time.monotonic()
             try:
                 item = self._queue.get_nowait() if remaining <= 0 else \
                     self._queue.get(timeout=remaining)
             except queue.Empty:
-                break
-            if item is _STOP:
-                return batch, True
-            batch.append(item)
-            if remaining <= 0:
-                # Due: take only what is already queued, then commit.
-                continue
-        return batch, False
+                return False
 
-    def _process(self, outbox: Outbox, batch: list[object]) -> None:
-        readings: list[Reading] = []
-        acks: list[Ack] = []
-        problems: Counter[str] = Counter()
-        received = ignored = decoded = 0
-        decode = self.decoder.decode
-        for item in batch:
-            if isinstance(item, list):
-                readings.extend(item)
-                continue
-            assert isinstance(item, _Message)
-            received += 1
-            if item.ack is not None:
-                acks.append(item.ack)
-            result = decode(item.topic, item.payload, item.received)
-            readings.extend(result.readings)
-            if result.readings:
-                decoded += 1
-            if result.ignored:
-                ignored += 1
-            for reason, detail in result.problems:
-                problems[reason] += 1
-                level = logging.DEBUG if reason == UNKNOWN_TOPIC else logging.WARNING
-                self._throttle.log(level, f"{reason}:{result.device}", f"{reason}: {detail}")
-        self._commit(outbox, readings)
-        for ack in acks:
+    def _take(self, item: object, batch: _Batch) -> None:
+        if isinstance(item, list):
+            batch.readings.extend(item)
+            return
+        assert isinstance(item, _Message)
+        batch.messages += 1
+        if item.ack is not None:
+            batch.acks.append(item.ack)
+        result = self.decoder.decode(item.topic, item.payload, item.received)
+        if result.readings:
+            batch.readings.extend(result.readings)
+            batch.decoded += 1
+        if result.ignored:
+            batch.ignored += 1
+        for reason, detail in result.problems:
+            batch.problems[reason] += 1
+            level = logging.DEBUG if reason == UNKNOWN_TOPIC else logging.WARNING
+            self._throttle.log(level, f"{reason}:{result.device}", f"{reason}: {detail}")
+
+    def _finish(self, outbox: Outbox, batch: _Batch) -> None:
+        self._commit(outbox, batch.readings)
+        for ack in batch.acks:
             ack()
+        for _ in range(batch.messages):
+            self._slots.release()
         stats = self.stats
-        stats.inc("gateway.received", received)
-        stats.inc("gateway.decoded", decoded)
-        stats.inc("gateway.ignored", ignored)
-        for reason, n in problems.items():
+        stats.set("gateway.ingest.queue", self._queue.qsize())
+        stats.set("gateway.ingest.batch_messages", batch.messages)
+        stats.inc("gateway.received", batch.messages)
+        stats.inc("gateway.decoded", batch.decoded)
+        stats.inc("gateway.ignored", batch.ignored)
+        for reason, n in batch.problems.items():
             stats.inc("gateway.undecodable", n, reason=reason)
-        stats.inc("gateway.stored", len(readings))
-        if self.on_commit is not None:
-            self.on_commit(len(readings))
+        stats.inc("gateway.stored", len(batch.readings))
 
     def _commit(self, outbox: Outbox, readings: list[Reading]) -> None:
         """Commit, retrying until it works: unacknowledged messages stay with the broker."""

@@ -66,7 +66,7 @@ class Gateway:
                                config.mqtt.max_payload_bytes)
         store = config.store
         self.ingest = Ingest(self._outbox, self.decoder, self.stats, store.commit_interval,
-                             store.commit_rows, clock)
+                             store.commit_rows, config.mqtt.receive_maximum, clock)
         self.source = MqttSource(config.mqtt, config.client_id, self.decoder.subscriptions(),
                                  self.ingest.submit, self.stats, clock)
         self.forwarders = [
@@ -186,6 +186,7 @@ class Gateway:
                        "ignored": s.total("gateway.ignored"),
                        "stored": s.total("gateway.stored"),
                        "undecodable": undecodable,
+                       "queue": s.get("gateway.ingest.queue"),
                        "store_writable": self.ingest.store_ok.is_set()},
             "sinks": sinks,
         }
