@@ -112,13 +112,16 @@ def parse_config(text: str, source: str = "<config>",
     data = _split_device_params(_walk(raw, "", env, problems))
     config, more = build(Config, data)
     problems.extend(more)
-    if config is not None and not problems:
+    # Devices are checked against their profiles even when other keys have problems,
+    # so one `gateway check` lists everything to fix.
+    if config is not None and all(isinstance(d, str) for d in config.gateway.profiles_dirs):
         from gateway.profiles.library import ProfileLibrary
 
         library = ProfileLibrary.for_config(config, base_dir=Path(source).parent)
         problems.extend(library.problems)
         for i, device in enumerate(config.devices):
-            problems.extend(library.check_device(device, f"devices[{i}]"))
+            if isinstance(device, DeviceConfig):
+                problems.extend(library.check_device(device, f"devices[{i}]"))
     if problems or config is None:
         raise ConfigError(problems, source)
     return config

@@ -290,7 +290,13 @@ class Decoder:
             matched = True
             strict = strict or not rule.partial
             result.device = route.device.id
+            found = len(result.problems)
             self._read(route, captures, body, received, result)
+            # Field problems name the device and field; add the topic, as the other
+            # reasons give it, so a log line leads to the message that caused it.
+            for i in range(found, len(result.problems)):
+                reason, detail = result.problems[i]
+                result.problems[i] = (reason, f"{detail} (topic {topic!r})")
         if not matched:
             result.ignored = True
         elif not result.readings and not result.problems and not strict:

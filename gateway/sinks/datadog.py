@@ -6,7 +6,9 @@ Facts this follows (DESIGN.md, Datadog's metrics API docs):
 - request bodies at most 500 KB compressed and 5 MB uncompressed; 413 splits;
 - Datadog stores one point per series per second: readings of one series in
   the same second are combined here as their type demands (gauge: last value,
-  count: sum, rate: mean), and the combined ones counted as `merged`;
+  count: sum, rate: mean), and the combined ones counted as `merged`. A second
+  whose readings arrive in two batches is sent again with the combination of
+  all of them (Datadog keeps the later point), so a count is never cut short;
 - points over 1 hour old or 10 minutes in the future are dropped by Datadog
   unless the metric has historical ingestion: with `historical: false` they go
   to the dead-letter table (or are dropped, by config), counted either way;
@@ -42,6 +44,16 @@ UNITS = {"W": "watt", "kW": "kilowatt", "V": "volt", "A": "ampere", "mA": "milli
 
 
 @dataclass
+class _Sent:
+    """The newest second of one series that Datadog has accepted, and what it holds."""
+
+    second: int
+    value: float
+    count: int
+    last_id: int  # the newest row combined into `value`
+
+
+@dataclass
 class _Series:
     """One Datadog series in a request: its points, and the rows they came from."""
 
@@ -69,6 +81,9 @@ class DatadogSink(Sink):
         self.url = f"{base}/api/{config.api}/series"
         self.poster = HttpPoster(config.timeout)
         self._series_json: dict[int, dict] = {}
+        # Per series, the newest second already accepted: readings of that second in
+        # a later batch are combined with it and the second is sent again.
+        self._sent: dict[int, _Sent] = {}
 
     async def close(self) -> None:
         await self.poster.close()
@@ -124,6 +139,13 @@ class DatadogSink(Sink):
                 s = series[row.series] = _Series(row.series)
             s.rows.append(row)
             sec = int(ts)
+            sent = self._sent.get(row.series)
+            if sent is not None and sent.second != sec:
+                sent = None
+            if sec not in s.points and sent is not None:
+                s.points[sec], s.counts[sec] = sent.value, sent.count
+            if sent is not None and row.id <= sent.last_id:
+                continue  # already in the accepted value (a batch sent again after a failure)
             if sec in s.points:
                 n = s.counts[sec] = s.counts[sec] + 1
                 s.points[sec] = _combine(row.info.type, s.points[sec], row.value, n)
@@ -132,6 +154,20 @@ class DatadogSink(Sink):
                 s.points[sec] = row.value
                 s.counts[sec] = 1
         return list(series.values())
+
+    def _remember(self, chunk: list[_Series]) -> None:
+        """Note each series' newest accepted second, to continue it in the next batch."""
+        if len(self._sent) > 100000:
+            self._sent.clear()
+        for s in chunk:
+            sec = max(s.points)
+            old = self._sent.get(s.sid)
+            if old is not None and old.second > sec:
+                continue
+            last_id = max((r.id for r in s.rows if int(r.ts) == sec), default=0)
+            if old is not None and old.second == sec:
+                last_id = max(last_id, old.last_id)
+            self._sent[s.sid] = _Sent(sec, s.points[sec], s.counts[sec], last_id)
 
     def _chunks(self, series: list[_Series]) -> list[list[_Series]]:
         """Split series into requests below the uncompressed target size."""
@@ -195,6 +231,7 @@ class DatadogSink(Sink):
         if res.error:
             return Outcome.failed(res.error)
         if 200 <= res.status < 300:
+            self._remember(chunk)
             return Outcome(delivered=len(rows))
         if res.status == 413:
             return await self._halves(chunk)
@@ -204,8 +241,8 @@ class DatadogSink(Sink):
             return Outcome(dead=[(r, "rejected_400") for r in rows])
         what = f"HTTP {res.status} from {self.url}: {res.text[:200]}"
         if res.status in (401, 403):
-            return Outcome.stopped(what + " (is the API key right for site "
-                                   f"{self.config.site}?)")
+            where = f"url {self.config.url}" if self.config.url else f"site {self.config.site}"
+            return Outcome.stopped(what + f" (is the API key right for {where}?)")
         if res.status == 404:
             return Outcome.stopped(what + " (wrong site or url?)")
         wait = retry_after_seconds(res.headers.get("Retry-After"), self.clock())
@@ -232,7 +269,9 @@ class DatadogSink(Sink):
             return Outcome(dead=[(r, "too_large_413") for r in s.rows])
         half = set(secs[: len(secs) // 2])
         a = _Series(s.sid, [r for r in s.rows if int(r.ts) in half],
-                    {t: v for t, v in s.points.items() if t in half})
+                    {t: v for t, v in s.points.items() if t in half},
+                    {t: n for t, n in s.counts.items() if t in half})
         b = _Series(s.sid, [r for r in s.rows if int(r.ts) not in half],
-                    {t: v for t, v in s.points.items() if t not in half})
+                    {t: v for t, v in s.points.items() if t not in half},
+                    {t: n for t, n in s.counts.items() if t not in half})
         return await self._halves([a, b])
