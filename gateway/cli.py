@@ -126,6 +126,23 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from gateway.profiles.library import ProfileLibrary
+    from gateway.replay import replay
+
+    config = _config_or_exit(args.config)
+    library = ProfileLibrary.for_config(config, Path(args.config).resolve().parent)
+    try:
+        sent = replay(config, library, args.every, args.rounds)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except OSError as exc:
+        print(f"cannot publish to {config.mqtt.host}:{config.mqtt.port}: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    print(f"published {sent} example message(s)")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
     parser.add_argument("--version", action="version", version=f"gateway {__version__}")
@@ -151,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gateway", default="", help="gateway name to tag readings with")
     p.add_argument("--config", "-c", help="use this config's extra profile folders")
     p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("replay", help="publish the configured devices' example payloads "
+                                      "(try a config with no hardware)")
+    p.add_argument("--config", "-c", required=True)
+    p.add_argument("--every", type=float, default=10.0, help="seconds between rounds")
+    p.add_argument("--rounds", type=int, default=1, help="rounds to publish; 0 = forever")
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("status", help="ingest, backlog and sink state")
     p.add_argument("--config", "-c", required=True)

@@ -1,0 +1,116 @@
+"""The configuration reference and the list of device profiles, made from the code.
+
+README.md holds their output between marker comments; a test checks it is
+current, so the documented defaults cannot drift from the real ones.
+`python -m gateway.config.reference` prints both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+from gateway.config.schema import (
+    Config,
+    DatadogSinkConfig,
+    DeviceConfig,
+    InfluxSinkConfig,
+    MqttSinkConfig,
+)
+from gateway.config.validate import Secret
+from gateway.profiles.library import ProfileLibrary
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if tp is Secret:
+        return "secret"
+    if origin is Literal:
+        return " \\| ".join(str(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp) if a is not type(None))
+    if origin in (list, tuple):
+        return f"list of {_type_name(get_args(tp)[0])}"
+    if origin is not None and "Mapping" in str(origin):
+        return "mapping"
+    if dataclasses.is_dataclass(tp):
+        return "section"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _default(f: dataclasses.Field[Any]) -> str:
+    if f.default is not dataclasses.MISSING:
+        value = f.default
+    elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        value = f.default_factory()  # type: ignore[misc]
+        if dataclasses.is_dataclass(value):
+            return "(section)"
+    else:
+        return "**required**"
+    if isinstance(value, Secret):
+        return "**required**" if not value else "(secret)"
+    if value is None:
+        return "—"
+    if isinstance(value, (dict, types.MappingProxyType)) and not value:
+        return "{}"
+    if isinstance(value, tuple) and not value:
+        return "[]"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value == "":
+        return '`""`'
+    return f"`{value}`"
+
+
+def _table(cls: type, prefix: str, skip: tuple[str, ...] = ()) -> list[str]:
+    hints = get_type_hints(cls)
+    rows = []
+    nested = []
+    for f in dataclasses.fields(cls):
+        if f.name in skip or not f.init:
+            continue
+        tp = hints[f.name]
+        inner = [a for a in get_args(tp) if dataclasses.is_dataclass(a)] or (
+            [tp] if dataclasses.is_dataclass(tp) else [])
+        meaning = f.metadata.get("doc", "").replace("<", "&lt;").replace("|", "\\|")
+        rows.append(f"| `{prefix}{f.name}` | {_type_name(tp)} | {_default(f)} | {meaning} |")
+        if inner and get_origin(tp) not in (list, tuple):
+            nested.append((inner[0], f"{prefix}{f.name}."))
+    out = ["| key | type | default | meaning |", "|---|---|---|---|", *rows]
+    for sub, sub_prefix in nested:
+        out += ["", *_table(sub, sub_prefix)]
+    return out
+
+
+def config_reference() -> str:
+    lines = ["Every key, its type and default. Unknown keys are errors.", ""]
+    for section in ("gateway", "mqtt", "store"):
+        lines += [f"#### `{section}`", "", *_table(get_type_hints(Config)[section],
+                                                    f"{section}."), ""]
+    lines += ["#### `devices[]`", "",
+              "Each device names a profile; the profile's parameters (below) sit beside "
+              "these keys.", "", *_table(DeviceConfig, "", skip=("params",)), ""]
+    for cls in (InfluxSinkConfig, DatadogSinkConfig, MqttSinkConfig):
+        kind = cls.__dataclass_fields__["type"].default
+        lines += [f"#### `sinks[]` with `type: {kind}`", "", *_table(cls, "", skip=("type",)),
+                  ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def profile_list(library: ProfileLibrary | None = None) -> str:
+    library = library or ProfileLibrary.builtin()
+    lines = ["| profile | parameters | what it reads |", "|---|---|---|"]
+    for name in sorted(library.profiles):
+        spec = library.profiles[name].spec
+        params = ", ".join(
+            f"`{k}`" + ("" if p.required else f" (default `{p.default}`)")
+            for k, p in spec.params.items())
+        desc = " ".join(spec.description.split()).replace("<", "&lt;").replace("|", "\\|")
+        lines.append(f"| `{name}` | {params} | {desc} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(config_reference())
+    print(profile_list())
