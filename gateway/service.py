@@ -76,6 +76,8 @@ class Gateway:
         ]
         self.self_metrics = SelfMetrics(gw.name, gw.tags)
         self.backlogs: list[Backlog] = []
+        self.losses: dict[tuple[str, str], int] = {}
+        self.dead_letters: dict[tuple[str, str], int] = {}
         self.http: StatusServer | None = None
         self._stop = asyncio.Event()
 
@@ -137,6 +139,8 @@ class Gateway:
         while True:
             try:
                 self.backlogs = await asyncio.to_thread(reader.backlogs)
+                self.losses = await asyncio.to_thread(reader.losses)
+                self.dead_letters = await asyncio.to_thread(reader.dead_letter_counts)
             except Exception as exc:  # noqa: BLE001 - keep reporting; the store may be busy
                 log.warning("cannot read backlog: %s", exc)
             readings = self.self_metrics.collect(self.stats, self.backlogs, self.clock())
@@ -189,6 +193,9 @@ class Gateway:
                        "queue": s.get("gateway.ingest.queue"),
                        "store_writable": self.ingest.store_ok.is_set()},
             "sinks": sinks,
+            "losses_total": {f"{sink}/{reason}": n for (reason, sink), n in self.losses.items()},
+            "dead_letters": {f"{sink}/{reason}": n
+                             for (sink, reason), n in self.dead_letters.items()},
         }
 
 

@@ -80,6 +80,8 @@ def render_status(s: dict[str, Any]) -> str:
             lines.append(f"      last error: {k['last_error']}")
         for reason, n in sorted((k.get("dropped") or {}).items()):
             lines.append(f"      dropped {reason}: {n:.0f}")
+    for key, n in sorted((s.get("losses_total") or {}).items()):
+        lines.append(f"  given up since the store was made, {key}: {n}")
     for key, n in sorted((s.get("dead_letters") or {}).items()):
-        lines.append(f"  dead letters {key}: {n}")
+        lines.append(f"  dead letters kept {key}: {n} (table dead_letters in the store)")
     return "\n".join(lines)

@@ -21,7 +21,7 @@ def render(text: str) -> str:
     """README text with each `<!-- reference:NAME -->` block replaced by fresh content."""
     for name, body in sections().items():
         pattern = re.compile(rf"(<!-- reference:{name} -->\n).*?(<!-- /reference:{name} -->)",
-                             re.S)
+                             re.DOTALL)
         text = pattern.sub(lambda m, b=body: m.group(1) + b + m.group(2), text)
     return text
 

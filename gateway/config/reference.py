@@ -89,8 +89,8 @@ def config_reference() -> str:
         lines += [f"#### `{section}`", "", *_table(get_type_hints(Config)[section],
                                                     f"{section}."), ""]
     lines += ["#### `devices[]`", "",
-              "Each device names a profile; the profile's parameters (below) sit beside "
-              "these keys.", "", *_table(DeviceConfig, "", skip=("params",)), ""]
+              ("Each device names a profile; the profile's parameters (below) sit beside "
+              "these keys."), "", *_table(DeviceConfig, "", skip=("params",)), ""]
     for cls in (InfluxSinkConfig, DatadogSinkConfig, MqttSinkConfig):
         kind = cls.__dataclass_fields__["type"].default
         lines += [f"#### `sinks[]` with `type: {kind}`", "", *_table(cls, "", skip=("type",)),

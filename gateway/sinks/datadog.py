@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from gateway.config.schema import DatadogSinkConfig
 from gateway.sinks.base import Outcome, Sink, retry_after_seconds
-from gateway.sinks.http import HttpPoster
+from gateway.sinks.http import HttpPoster, safe_url
 from gateway.store.outbox import Row
 
 MAX_COMPRESSED = 500 * 1024
@@ -239,7 +239,7 @@ class DatadogSink(Sink):
             if len(chunk) > 1:
                 return await self._halves(chunk)
             return Outcome(dead=[(r, "rejected_400") for r in rows])
-        what = f"HTTP {res.status} from {self.url}: {res.text[:200]}"
+        what = f"HTTP {res.status} from {safe_url(self.url)}: {res.text[:200]}"
         if res.status in (401, 403):
             where = f"url {self.config.url}" if self.config.url else f"site {self.config.site}"
             return Outcome.stopped(what + f" (is the API key right for {where}?)")

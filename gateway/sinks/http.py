@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+
+
+def safe_url(url: str) -> str:
+    """The URL without user:password@ and query, fit for logs and status."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 @dataclass
@@ -34,9 +44,11 @@ class HttpPoster:
                 text = await resp.text(errors="replace")
                 return PostResult(resp.status, text, dict(resp.headers))
         except TimeoutError:
-            return PostResult(error=f"no answer from {url} within {self.timeout.total:.0f} s")
+            return PostResult(error=f"no answer from {safe_url(url)} within "
+                                    f"{self.timeout.total:.0f} s")
         except aiohttp.ClientError as exc:
-            return PostResult(error=f"cannot reach {url}: {exc}")
+            text = str(exc).replace(url, safe_url(url))
+            return PostResult(error=f"cannot reach {safe_url(url)}: {text}")
 
     async def close(self) -> None:
         if self._session is not None:

@@ -16,7 +16,7 @@ import aiohttp
 
 from gateway.config.schema import InfluxSinkConfig
 from gateway.sinks.base import Outcome, Sink, retry_after_seconds
-from gateway.sinks.http import HttpPoster, PostResult
+from gateway.sinks.http import HttpPoster, PostResult, safe_url
 from gateway.sinks.lineprotocol import line, series_prefix
 from gateway.store.outbox import Row
 
@@ -85,7 +85,7 @@ class InfluxSink(Sink):
             if len(rows) == 1:
                 return Outcome(done=1, dead=[(rows[0], "rejected_400")])
             return await self._halves(rows)
-        what = f"HTTP {status} from {self.url}: {res.text[:200]}"
+        what = f"HTTP {status} from {safe_url(self.url)}: {res.text[:200]}"
         if status in (401, 403, 404):
             return Outcome.stopped(what)
         return Outcome.failed(what, retry_after_seconds(res.headers.get("Retry-After"),
