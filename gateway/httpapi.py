@@ -37,8 +37,8 @@ def prometheus_text(stats: Stats, extra: list[tuple[str, dict[str, str], float]]
     by_name: dict[str, list[tuple[dict[str, str], float]]] = {}
     for name, labels, value in extra:
         by_name.setdefault(_UNSAFE.sub("_", name), []).append((labels, value))
-    for name, series in sorted(by_name.items()):
-        emit(name, "gauge", series)
+    for name, rows in sorted(by_name.items()):
+        emit(name, "gauge", rows)
     return "\n".join(lines) + "\n"
 
 

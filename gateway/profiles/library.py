@@ -194,14 +194,14 @@ def _topic_problems(topic: str) -> list[str]:
 
 def field_map(value: Any) -> list[dict[str, Any]]:
     """A device's field map ({path: metric} or {path: {metric: ..}}) as FieldSpec data."""
-    out = []
+    out: list[dict[str, Any]] = []
     for path, spec in (value or {}).items():
         if isinstance(spec, str):
             out.append({"path": str(path), "metric": spec})
         elif isinstance(spec, dict):
             out.append({"path": str(path), **spec})
         else:
-            out.append({"path": str(path), "metric": None})
+            out.append({"path": str(path), "metric": spec})  # reported as a wrong type
     return out
 
 

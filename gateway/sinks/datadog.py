@@ -24,6 +24,7 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.config.schema import DatadogSinkConfig
 from gateway.sinks.base import Outcome, Sink, retry_after_seconds
@@ -113,6 +114,7 @@ class DatadogSink(Sink):
 
     def _series_body(self, s: _Series) -> dict:
         base = self._series_json[s.sid]
+        points: list[Any]
         if self.config.api == "v2":
             points = [{"timestamp": t, "value": v} for t, v in sorted(s.points.items())]
         else:

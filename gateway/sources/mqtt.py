@@ -142,7 +142,7 @@ class MqttSource:
         ack = None
         if msg.qos > 0:
             ack = _Acker(self, msg.mid, msg.qos, self._generation)
-        self.submit(msg.topic, msg.payload, self.clock(), ack)
+        self.submit(msg.topic, bytes(msg.payload), self.clock(), ack)
 
     def _ack(self, mid: int, qos: int, generation: int) -> None:
         with self._lock:
