@@ -134,18 +134,26 @@ class Gateway:
             reader.close()
             log.info("stopped")
 
+    async def _refresh_store_figures(self, reader: Outbox) -> None:
+        try:
+            self.backlogs = await asyncio.to_thread(reader.backlogs)
+            self.losses = await asyncio.to_thread(reader.losses)
+            self.dead_letters = await asyncio.to_thread(reader.dead_letter_counts)
+        except Exception as exc:  # noqa: BLE001 - keep reporting; the store may be busy
+            log.warning("cannot read backlog: %s", exc)
+
     async def _self_metrics_loop(self, reader: Outbox) -> None:
+        """Backlog figures every 2 s (for /status), self-metric readings every interval."""
         interval = self.config.gateway.self_metrics_interval
+        due = 0.0
         while True:
-            try:
-                self.backlogs = await asyncio.to_thread(reader.backlogs)
-                self.losses = await asyncio.to_thread(reader.losses)
-                self.dead_letters = await asyncio.to_thread(reader.dead_letter_counts)
-            except Exception as exc:  # noqa: BLE001 - keep reporting; the store may be busy
-                log.warning("cannot read backlog: %s", exc)
-            readings = self.self_metrics.collect(self.stats, self.backlogs, self.clock())
-            self.ingest.submit_readings(readings)
-            await asyncio.sleep(interval)
+            await self._refresh_store_figures(reader)
+            now = time.monotonic()
+            if now >= due:
+                due = now + interval
+                readings = self.self_metrics.collect(self.stats, self.backlogs, self.clock())
+                self.ingest.submit_readings(readings)
+            await asyncio.sleep(min(2.0, interval))
 
     def _prometheus_extra(self) -> list[tuple[str, dict[str, str], float]]:
         now = self.clock()

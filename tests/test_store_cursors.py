@@ -114,3 +114,21 @@ def test_dead_letters_and_losses_are_counted(tmp_path):
     box.count_loss("too_old", "dd", 1)
     assert box.dead_letter_counts() == {("dd", "rejected_400"): 2}
     assert box.losses() == {("rejected_400", "dd"): 2, ("too_old", "dd"): 1}
+
+
+def test_timestamps_stay_unique_per_series_across_reopening_after_purge(tmp_path):
+    box = Outbox(tmp_path)
+    box.register_sinks(["vm"])
+    # A burst pushes this series' timestamps ahead of the clock...
+    box.append([reading(float(i), ts=1_700_000_000.0) for i in range(100)])
+    box.commit()
+    box.confirm("vm", box.fetch("vm", 1000)[-1].id)
+    box.purge()
+    box.close()
+    # ...and after a restart, with the rows gone, a reading at the same clock time
+    # must not reuse a millisecond the burst took.
+    box = Outbox(tmp_path)
+    box.append([reading(7.0, ts=1_700_000_000.0)])
+    box.commit()
+    (row,) = box.fetch("vm", 10)
+    assert row.ts_ms == 1_700_000_000_000 + 100

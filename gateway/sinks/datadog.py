@@ -243,7 +243,8 @@ class DatadogSink(Sink):
             return Outcome(dead=[(r, "rejected_400") for r in rows])
         what = f"HTTP {res.status} from {safe_url(self.url)}: {res.text[:200]}"
         if res.status in (401, 403):
-            where = f"url {self.config.url}" if self.config.url else f"site {self.config.site}"
+            where = (f"url {safe_url(self.config.url)}" if self.config.url
+                     else f"site {self.config.site}")
             return Outcome.stopped(what + f" (is the API key right for {where}?)")
         if res.status == 404:
             return Outcome.stopped(what + " (wrong site or url?)")

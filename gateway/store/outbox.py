@@ -84,6 +84,7 @@ class Outbox:
         self._by_identity: dict[tuple[str, str, str, str, int],
                                 tuple[dict[str, str], int]] = {}
         self._last_ts: dict[int, int] = {}
+        self._touched: dict[int, int] = {}  # series -> last ts written in this transaction
         self._in_tx = False
         self._pending = 0
 
@@ -101,9 +102,12 @@ class Outbox:
         params = (r.metric, r.type, r.unit, r.priority, tags)
         self.conn.execute("INSERT OR IGNORE INTO series (metric, type, unit, priority, tags) "
                           "VALUES (?, ?, ?, ?, ?)", params)
-        (sid,) = self.conn.execute("SELECT id FROM series WHERE metric = ? AND type = ? AND "
-                                   "unit = ? AND priority = ? AND tags = ?", params).fetchone()
+        sid, last_ts = self.conn.execute(
+            "SELECT id, last_ts FROM series WHERE metric = ? AND type = ? AND unit = ? AND "
+            "priority = ? AND tags = ?", params).fetchone()
         self._series_ids[key] = sid
+        if last_ts and self._last_ts.get(sid, 0) < last_ts:
+            self._last_ts[sid] = last_ts
         return sid
 
     def append(self, readings: Iterable[Reading]) -> int:
@@ -118,6 +122,7 @@ class Outbox:
             self._in_tx = True
         rows = []
         last_ts = self._last_ts
+        touched = self._touched
         by_identity = self._by_identity
         for r in readings:
             tags = r.tags
@@ -134,7 +139,7 @@ class Outbox:
             prev = last_ts.get(sid)
             if prev is not None and ts <= prev:
                 ts = prev + 1
-            last_ts[sid] = ts
+            last_ts[sid] = touched[sid] = ts
             rows.append((sid, ts, r.value))
         self.conn.executemany("INSERT INTO readings (series, ts, value) VALUES (?, ?, ?)", rows)
         self._pending += len(rows)
@@ -145,11 +150,15 @@ class Outbox:
         if not self._in_tx:
             return 0
         try:
+            if self._touched:
+                self.conn.executemany("UPDATE series SET last_ts = ? WHERE id = ?",
+                                      [(ts, sid) for sid, ts in self._touched.items()])
             self.conn.execute("COMMIT")
         except sqlite3.Error:
             self.rollback()
             raise
         self._in_tx = False
+        self._touched.clear()
         done, self._pending = self._pending, 0
         return done
 
@@ -161,6 +170,7 @@ class Outbox:
                 pass
         self._in_tx = False
         self._pending = 0
+        self._touched.clear()
         # Series rows inserted in the failed transaction are gone too.
         self._series_ids.clear()
         self._by_identity.clear()

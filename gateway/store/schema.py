@@ -1,7 +1,9 @@
 """The store's tables, and opening a connection with the durability asked for.
 
 readings rows are small (series id, ms timestamp, value): a reading's metric,
-unit, type, priority and tags are interned once in `series`. Row ids come from
+unit, type, priority and tags are interned once in `series`, which also keeps
+the last timestamp given to each series, so timestamps stay unique per series
+across restarts (readings may be purged, the series row is not). Row ids come from
 AUTOINCREMENT so an id is never reused after rows are deleted: a sink's cursor
 ("everything up to id N is confirmed") stays true forever.
 """
@@ -22,6 +24,7 @@ CREATE TABLE IF NOT EXISTS series (
     unit TEXT NOT NULL,
     priority TEXT NOT NULL,
     tags TEXT NOT NULL,
+    last_ts INTEGER NOT NULL DEFAULT 0,
     UNIQUE (metric, type, unit, priority, tags)
 );
 CREATE TABLE IF NOT EXISTS readings (
