@@ -52,7 +52,7 @@ def payload(i: int, fields: int) -> bytes:
 def _publisher(port: int, topics: list[str], per_client: int, fields: int,
                start: mp.Event, done: mp.Queue) -> None:  # type: ignore[type-arg]
     clients = []
-    for n, topic in enumerate(topics):
+    for _n, topic in enumerate(topics):
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{topic}")
         c.max_inflight_messages_set(1000)
         c.max_queued_messages_set(0)

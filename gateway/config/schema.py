@@ -39,7 +39,8 @@ class GatewaySection:
     name: str = field(metadata=doc("this gateway's name; tags every reading as gateway:<name>"))
     data_dir: str = field(default="./data", metadata=doc("where the SQLite store lives"))
     timezone: str = field(default="UTC", metadata=doc("IANA time zone for schedules"))
-    tags: Mapping[str, str] = field(default_factory=_empty, metadata=doc("tags added to every reading"))
+    tags: Mapping[str, str] = field(default_factory=_empty,
+                                    metadata=doc("tags added to every reading"))
     self_metrics_interval: float = field(
         default=10.0, metadata=doc("seconds between gateway.* self-metric readings")
     )

@@ -110,7 +110,7 @@ class Validator:
             return self._union(value, tp, path, secret)
         if origin is Literal:
             allowed = get_args(tp)
-            if value in allowed and type(value) is type(allowed[0]) or (
+            if (value in allowed and type(value) is type(allowed[0])) or (
                 isinstance(value, str) and value in allowed
             ):
                 return str(value) if isinstance(value, str) else value
@@ -123,7 +123,8 @@ class Validator:
             if not isinstance(value, list):
                 self.fail(path, f"must be a list, got {_show(value)}")
                 return ()
-            return tuple(self.convert(v, item_tp, _join(path, i), secret) for i, v in enumerate(value))
+            return tuple(self.convert(v, item_tp, _join(path, i), secret)
+                         for i, v in enumerate(value))
         if origin is dict or origin is collections.abc.Mapping:
             _, val_tp = get_args(tp)
             if not isinstance(value, dict):

@@ -182,7 +182,9 @@ def _topic_problems(topic: str) -> list[str]:
     out = []
     levels = topic.split("/")
     for i, level in enumerate(levels):
-        if ("+" in level and level != "+") or ("#" in level and (level != "#" or i < len(levels) - 1)):
+        bad_plus = "+" in level and level != "+"
+        bad_hash = "#" in level and (level != "#" or i < len(levels) - 1)
+        if bad_plus or bad_hash:
             out.append(f"topic {topic!r}: + must be a whole level and # the whole last level "
                        "(e.g. sensors/+/state, sensors/#)")
             break

@@ -163,8 +163,10 @@ class Fragment:
 
     fragment: str = field(metadata=doc("fragment name (file name without .yaml)"))
     description: str = field(default="", metadata=doc("what it holds"))
-    quantities: Mapping[str, Quantity] = field(default_factory=_empty, metadata=doc("named quantities"))
-    maps: Mapping[str, Mapping[str, float]] = field(default_factory=_empty, metadata=doc("value maps"))
+    quantities: Mapping[str, Quantity] = field(default_factory=_empty,
+                                               metadata=doc("named quantities"))
+    maps: Mapping[str, Mapping[str, float]] = field(default_factory=_empty,
+                                                    metadata=doc("value maps"))
     field_groups: Mapping[str, tuple[FieldSpec, ...]] = field(
         default_factory=_empty, metadata=doc("named lists of fields")
     )
@@ -176,7 +178,8 @@ class ProfileSpec(Fragment):
 
     fragment: str = ""
     profile: str = field(default="", metadata=doc("profile name, as devices name it"))
-    params: Mapping[str, ParamSpec] = field(default_factory=_empty, metadata=doc("device parameters"))
+    params: Mapping[str, ParamSpec] = field(default_factory=_empty,
+                                            metadata=doc("device parameters"))
     include: tuple[str, ...] = field(default=(), metadata=doc("fragments to include"))
     messages: tuple[MessageRule, ...] = field(default=(), metadata=doc("messages it publishes"))
     examples: tuple[Example, ...] = field(default=(), metadata=doc("payloads and readings"))

@@ -94,7 +94,7 @@ class ManagedProcess:
                 cwd=self.workdir,
                 # Only the main thread lives as long as the test run; a child tied
                 # to a short-lived worker thread would die with that thread.
-                preexec_fn=_die_with_parent if in_main_thread else None,  # noqa: PLW1509
+                preexec_fn=_die_with_parent if in_main_thread else None,
             )
         with _LIVE_LOCK:
             _LIVE.add(self)
@@ -126,7 +126,7 @@ class ManagedProcess:
                 proc.kill()
                 proc.wait()
                 self._forget()
-                raise ProgramError(f"{self.name} ignored SIGTERM; killed it")
+                raise ProgramError(f"{self.name} ignored SIGTERM; killed it") from None
         self._forget()
         return proc.returncode
 

@@ -212,7 +212,10 @@ class SubmittedPoint:
 
 
 def points_v2(document: dict[str, Any]) -> list[SubmittedPoint]:
-    """Points of a validated v2 body (``{"series": [{"metric", "points": [{timestamp, value}]}]}``)."""
+    """Points of a validated v2 body.
+
+    Shape: ``{"series": [{"metric", "points": [{timestamp, value}]}]}``.
+    """
     found = []
     for series in document["series"]:
         tags = tuple(sorted(series.get("tags") or ()))
@@ -243,7 +246,7 @@ def points_v1(document: dict[str, Any]) -> list[SubmittedPoint]:
         host = series.get("host")
         resources = (("host", host),) if host else ()
         for point in series.get("points") or ():
-            ts, value = (list(point) + [None, None])[:2]
+            ts, value = ([*list(point), None, None])[:2]
             if ts is None:
                 continue
             found.append(
