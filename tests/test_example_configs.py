@@ -1,0 +1,51 @@
+"""Every example config in deploy/examples/ loads and validates, so the examples cannot rot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config.load import load_config, parse_config
+from gateway.profiles.decoder import Decoder
+from gateway.profiles.library import ProfileLibrary
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "deploy" / "examples").glob("*.y*ml"))
+# What a deployment sets in the environment (or as systemd credentials) for them.
+ENV = {"DD_API_KEY": "0123456789abcdef0123456789abcdef", "MQTT_PASSWORD": "example",
+       "INFLUX_TOKEN": "example-token"}
+
+
+def test_there_are_examples():
+    assert EXAMPLES
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_example_config_loads(path: Path):
+    config = load_config(path, env=ENV)
+    assert config.gateway.name
+    assert config.devices, "an example with no devices shows little"
+    assert config.sinks
+    # Every device's profile resolves and gives topics to subscribe to.
+    library = ProfileLibrary.for_config(config, path.parent)
+    decoder = Decoder(config.devices, library, config.gateway.name, config.gateway.tags)
+    assert decoder.subscriptions()
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_commented_out_sinks_in_the_example_are_valid_too(path: Path):
+    """Sinks shown commented out are what users uncomment: they must load as written."""
+    lines = path.read_text().splitlines()
+    out, shown = [], 0
+    for line in lines:
+        stripped = line.lstrip()
+        if stripped.startswith("# - {name:"):
+            indent = line[: len(line) - len(stripped)]
+            out.append(indent + stripped[2:])
+            shown += 1
+        else:
+            out.append(line)
+    if not shown:
+        pytest.skip("no commented-out sinks in this example")
+    uncommented = parse_config("\n".join(out) + "\n", str(path), env=ENV)
+    assert len(uncommented.sinks) == len(load_config(path, env=ENV).sinks) + shown
