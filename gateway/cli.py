@@ -118,7 +118,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
         folder = data_dir(config, Path(args.config).resolve().parent)
         status = stored_status(config, folder)
-        status["note"] = f"gateway not running (no answer on {url}); figures read from the store"
+        status["note"] = f"no answer on {url}; figures read from the store"
     if args.json:
         print(json.dumps(status, indent=2))
     else:

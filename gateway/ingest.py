@@ -159,7 +159,8 @@ class Ingest:
             batch.ignored += 1
         for reason, detail in result.problems:
             batch.problems[reason] += 1
-            level = logging.DEBUG if reason == UNKNOWN_TOPIC else logging.WARNING
+            # A topic no device reads, under a wildcard filter: worth a line, not an alarm.
+            level = logging.INFO if reason == UNKNOWN_TOPIC else logging.WARNING
             self._throttle.log(level, f"{reason}:{result.device}", f"{reason}: {detail}")
 
     def _finish(self, outbox: Outbox, batch: _Batch) -> None:

@@ -183,6 +183,7 @@ class Gateway:
                 "oldest_age": (now - b.oldest_ts) if b and b.oldest_ts else 0.0,
                 "delivered": s.get("gateway.delivered", sink=name),
                 "failures": s.get("gateway.sink.failures", sink=name),
+                "merged": s.get("gateway.sink.merged", sink=name),
                 "dropped": dropped,
             })
         undecodable = {dict(lbl).get("reason", ""): v for lbl, v in

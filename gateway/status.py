@@ -75,6 +75,8 @@ def render_status(s: dict[str, Any]) -> str:
         head += f" backlog {k.get('backlog_rows', '?')} rows, oldest {_age(k.get('oldest_age'))}"
         if "delivered" in k:
             head += f", delivered {k['delivered']:.0f}"
+        if k.get("merged"):
+            head += f" ({k['merged']:.0f} combined into same-second points)"
         lines.append(head)
         if k.get("last_error"):
             lines.append(f"      last error: {k['last_error']}")

@@ -122,6 +122,11 @@ def parse_config(text: str, source: str = "<config>",
         for i, device in enumerate(config.devices):
             if isinstance(device, DeviceConfig):
                 problems.extend(library.check_device(device, f"devices[{i}]"))
+    # "is required" adds nothing when the same key already has a problem
+    # (say, its ${VAR} is not set).
+    other = {p.path for p in problems if not p.message.startswith("is required")}
+    problems = [p for p in problems
+                if not (p.message.startswith("is required") and p.path in other)]
     if problems or config is None:
         raise ConfigError(problems, source)
     return config

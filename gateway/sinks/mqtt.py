@@ -76,6 +76,9 @@ class MqttSink(Sink):
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:
+        if self.connected:
+            log.warning("sink %s: lost upstream broker %s (%s); readings wait in the store",
+                        self.name, self.where, reason)
         self.connected = False
 
     async def open(self) -> None:
