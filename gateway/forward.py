@@ -105,8 +105,8 @@ class Forwarder:
                     delay = self.backoff.next(outcome.retry_after)
                     self._set_state("retrying", outcome.error)
                     self.stats.inc("gateway.sink.failures", sink=name)
-                    log.warning("sink %s: %s; %d reading(s) kept, retrying in %.1f s", name,
-                                outcome.error, len(rows) - outcome.done, delay)
+                    log.warning("sink %s: %s; retrying in %.1f s (nothing is lost: the "
+                                "backlog waits in the store)", name, outcome.error, delay)
                     await self._sleep(delay)
                 else:
                     if self.state in ("retrying", "stopped"):
