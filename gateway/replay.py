@@ -20,9 +20,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from gateway.config.schema import Config, DeviceConfig
+from gateway.mqttclient import configure
 from gateway.profiles.examples import payload_bytes
 from gateway.profiles.library import ProfileLibrary
-from gateway.sources.mqtt import apply_tls
 
 log = logging.getLogger("gateway.replay")
 
@@ -68,9 +68,7 @@ def replay(config: Config, library: ProfileLibrary, every: float, rounds: int) -
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                          client_id=f"gateway-replay-{config.gateway.name}")
     m = config.mqtt
-    if m.username is not None:
-        client.username_pw_set(m.username, str(m.password) if m.password else None)
-    apply_tls(client, m.tls)
+    configure(client, m.username, m.password, m.tls)
     client.connect(m.host, m.port)
     client.loop_start()
     rng = random.Random(1)

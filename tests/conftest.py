@@ -96,3 +96,18 @@ def make_gateway(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixtu
         for gw in made:
             gw.close()
             _attach_log_on_failure(request, f"gateway {gw.workdir.name}", gw.log_text())
+
+
+@pytest.fixture
+def publisher(mosquitto: Mosquitto):
+    """A connected paho client on the `mosquitto` broker (publish with QoS 1 and wait)."""
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.connect(mosquitto.host, mosquitto.port)
+    client.loop_start()
+    try:
+        yield client
+    finally:
+        client.loop_stop()
+        client.disconnect()

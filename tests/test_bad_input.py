@@ -13,7 +13,6 @@ import re
 import time
 
 import paho.mqtt.client as mqtt
-import pytest
 
 BAD = [
     # (reason, topic, payload)
@@ -28,18 +27,6 @@ BAD = [
     ("unknown_value", "stat/plug1/POWER", b"MAYBE"),
 ]
 FLOOD = 100  # more malformed JSON from the same device
-
-
-@pytest.fixture
-def publisher(mosquitto):
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    client.connect(mosquitto.host, mosquitto.port)
-    client.loop_start()
-    try:
-        yield client
-    finally:
-        client.loop_stop()
-        client.disconnect()
 
 
 def _publish(client: mqtt.Client, topic: str, payload: bytes) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import random
 import string
-import time
 
 from paho.mqtt import publish
+from programs.ports import wait_until
 
 DD_KEY = "test-dd-api-key"
 MAX_COMPRESSED = 512_000
@@ -34,15 +34,6 @@ def _gateway(make_gateway, mosquitto, intake, devices, **mqtt):
     return gw
 
 
-def _wait(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
-
-
 def _within_limits(intake) -> None:
     for r in intake.requests:
         assert r.raw_size <= MAX_COMPRESSED, r
@@ -62,7 +53,7 @@ def test_a_413_answer_splits_the_batch_and_everything_arrives(mosquitto, datadog
     metrics = ["plug.power", "plug.apparent_power", "plug.reactive_power", "plug.power_factor",
                "plug.voltage", "plug.current", "plug.energy_total", "plug.energy_today",
                "plug.energy_yesterday"]
-    assert _wait(lambda: all(datadog_intake.points(m) for m in metrics), 20)
+    assert wait_until(lambda: all(datadog_intake.points(m) for m in metrics), 20)
     assert datadog_intake.points("plug.power")[0][1] == 2400
 
     answers = [r.status for r in datadog_intake.requests[before:]]
@@ -90,7 +81,7 @@ def test_a_batch_over_500_kib_compressed_goes_in_several_requests(mosquitto, dat
     before = len(datadog_intake.requests)
     publish.single("hall/bulk", payload, qos=1, hostname=mosquitto.host, port=mosquitto.port)
 
-    assert _wait(lambda: datadog_intake.stored_point_count() >= len(keys), 40), \
+    assert wait_until(lambda: datadog_intake.stored_point_count() >= len(keys), 40), \
         (datadog_intake.stored_point_count(), gw.sink("dd"))
     stored = {s["metric"] for s in datadog_intake.series()}
     assert {f"bulk.{k}" for k in keys} <= stored

@@ -15,6 +15,7 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
+from programs.ports import wait_until
 
 DD_KEY = "test-dd-api-key"
 
@@ -28,27 +29,6 @@ def _config(mosquitto, intake, devices):
         "sinks": [{"name": "dd", "type": "datadog", "api_key": "${DD_API_KEY}",
                    "url": intake.url, "backoff_min": 0.2, "backoff_max": 1}],
     }
-
-
-def _wait(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
-
-
-@pytest.fixture
-def publisher(mosquitto):
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    client.connect(mosquitto.host, mosquitto.port)
-    client.loop_start()
-    try:
-        yield client
-    finally:
-        client.loop_stop()
-        client.disconnect()
 
 
 def _publish(client: mqtt.Client, topic: str, payload: str) -> None:
@@ -69,7 +49,7 @@ def test_every_reading_arrives_with_tags_host_and_type(mosquitto, datadog_intake
     expected = {"plug.power": 38, "plug.voltage": 238, "plug.current": 0.218,
                 "plug.energy_total": 512.417, "device.uptime": 266469, "device.rssi": -62,
                 "device.wifi_quality": 76, "plug.switch": 1}
-    assert _wait(lambda: all(datadog_intake.points(m) for m in expected), 20), \
+    assert wait_until(lambda: all(datadog_intake.points(m) for m in expected), 20), \
         [r.status for r in datadog_intake.requests]
 
     tags = ("device:defib-socket", "gateway:hall", "host:hall", "room:entrance",
@@ -125,7 +105,7 @@ def test_readings_of_one_second_are_combined_as_their_type_demands(
         return (sum(v for _, v, _ in datadog_intake.points("door.opens")) == sum(opens)
                 and last("door.temperature") == temps[-1] and last("plug.power") == powers[-1])
 
-    assert _wait(arrived, 20), (
+    assert wait_until(arrived, 20), (
         datadog_intake.points("door.opens"), datadog_intake.points("door.temperature"))
 
     # One point per series per second at Datadog, and nothing lost by overwriting:

@@ -18,8 +18,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from gateway.config.schema import MqttSinkConfig
+from gateway.mqttclient import configure
 from gateway.sinks.base import Outcome, Sink
-from gateway.sources.mqtt import apply_tls
 from gateway.store.outbox import Row
 
 log = logging.getLogger("gateway.sink.mqtt")
@@ -52,10 +52,7 @@ class MqttSink(Sink):
         client_id = config.client_id or f"gateway-{gateway_name}-{config.name}"
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                              protocol=mqtt.MQTTv311, clean_session=False)
-        if config.username is not None:
-            client.username_pw_set(config.username,
-                                   str(config.password) if config.password else None)
-        apply_tls(client, config.tls)
+        configure(client, config.username, config.password, config.tls)
         client.max_inflight_messages_set(max(20, config.batch_size))
         client.max_queued_messages_set(0)
         client.reconnect_delay_set(min_delay=1, max_delay=int(max(1, config.backoff_max)))

@@ -13,7 +13,6 @@ only 20 in flight, far too few for group commit).
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,22 +23,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from gateway.config.schema import MqttSection, TlsConfig
+from gateway.config.schema import MqttSection
+from gateway.mqttclient import configure
 from gateway.stats import Stats
 
 log = logging.getLogger("gateway.mqtt")
 
 Submit = Callable[[str, bytes, float, Callable[[], None] | None], None]
-
-
-def apply_tls(client: mqtt.Client, tls: TlsConfig | None) -> None:
-    """Configure TLS on a paho client from the config's tls section."""
-    if tls is None:
-        return
-    client.tls_set(ca_certs=tls.ca_file, certfile=tls.cert_file, keyfile=tls.key_file,
-                   cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-    if tls.insecure:
-        client.tls_insecure_set(True)
 
 
 class MqttSource:
@@ -58,10 +48,7 @@ class MqttSource:
         self.connected = threading.Event()
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                              protocol=mqtt.MQTTv5, manual_ack=True)
-        if config.username is not None:
-            client.username_pw_set(config.username,
-                                   str(config.password) if config.password else None)
-        apply_tls(client, config.tls)
+        configure(client, config.username, config.password, config.tls)
         client.reconnect_delay_set(min_delay=max(1, int(config.reconnect_min)),
                                    max_delay=max(1, int(config.reconnect_max)))
         client.on_connect = self._on_connect
