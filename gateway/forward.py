@@ -58,7 +58,8 @@ class Forwarder:
         self.timeout = timeout
         self.backoff = backoff
         self.poll_interval = poll_interval
-        self.wakeup = asyncio.Event()
+        self.wakeup = asyncio.Event()  # stop: ends any wait
+        self.new_data = asyncio.Event()  # a commit: ends an idle wait, never a backoff
         self.state = "starting"
         self.last_error = ""
         self._stopping = False
@@ -74,6 +75,7 @@ class Forwarder:
     def stop(self) -> None:
         self._stopping = True
         self.wakeup.set()
+        self.new_data.set()
 
     async def run(self) -> None:
         outbox = await asyncio.to_thread(self._outbox_factory)
@@ -91,7 +93,7 @@ class Forwarder:
                 if not rows:
                     if self.state not in ("retrying", "stopped"):
                         self._set_state("idle")
-                    await self._sleep(self.poll_interval)
+                    await self._idle()
                     continue
                 outcome = await self._send(rows)
                 await asyncio.to_thread(self._record, outbox, rows, outcome)
@@ -152,7 +154,25 @@ class Forwarder:
         if outcome.merged:
             self.stats.inc("gateway.sink.merged", outcome.merged, sink=name)
 
+    def notify(self) -> None:
+        """New readings were committed (called in the event loop)."""
+        self.new_data.set()
+
+    async def _idle(self) -> None:
+        """Wait for a commit (or the poll interval, in case a notice was missed)."""
+        self.new_data.clear()
+        waits = [asyncio.ensure_future(self.new_data.wait()),
+                 asyncio.ensure_future(self.wakeup.wait())]
+        try:
+            await asyncio.wait(waits, timeout=self.poll_interval,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
     async def _sleep(self, seconds: float) -> None:
+        if self._stopping:
+            return
         self.wakeup.clear()
         try:
             await asyncio.wait_for(self.wakeup.wait(), seconds)

@@ -79,6 +79,8 @@ class Ingest:
         self.purge_every = 2.0
         self.store_ok = threading.Event()
         self.store_ok.set()
+        #: called (in the ingest thread) after each commit, e.g. to wake forwarders
+        self.on_commit: Callable[[], None] | None = None
 
     # -- called from other threads ---------------------------------------------------------
 
@@ -167,6 +169,8 @@ class Ingest:
         self._commit(outbox, batch.readings)
         for ack in batch.acks:
             ack()
+        if self.on_commit is not None and batch.readings:
+            self.on_commit()
         for _ in range(batch.messages):
             self._slots.release()
         stats = self.stats

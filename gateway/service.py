@@ -96,6 +96,13 @@ class Gateway:
                         "waiting only for it can be purged", name)
         writer.close()
         reader = await asyncio.to_thread(self._outbox)
+        loop = asyncio.get_running_loop()
+
+        def wake_forwarders() -> None:
+            for f in self.forwarders:
+                loop.call_soon_threadsafe(f.notify)
+
+        self.ingest.on_commit = wake_forwarders
         self.ingest.start()
         tasks = [asyncio.create_task(f.run(), name=f"sink-{f.sink.name}")
                  for f in self.forwarders]

@@ -18,7 +18,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from gateway.config.schema import MqttSinkConfig
-from gateway.mqttclient import configure
+from gateway.mqttclient import configure, log_connect_failure
 from gateway.sinks.base import Outcome, Sink
 from gateway.store.outbox import Row
 
@@ -57,23 +57,31 @@ class MqttSink(Sink):
         client.max_queued_messages_set(0)
         client.reconnect_delay_set(min_delay=1, max_delay=int(max(1, config.backoff_max)))
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         self.client = client
         self.connected = False
+        self.why_not_connected = "not connected yet"
         self.where = f"{config.host}:{config.port}"
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any,
                     properties: Any) -> None:
         self.connected = not reason.is_failure
         if reason.is_failure:
+            self.why_not_connected = f"it refused the connection: {reason}"
             log.error("sink %s: upstream broker %s refused the connection: %s", self.name,
                       self.where, reason)
         else:
             log.info("sink %s: connected to upstream broker %s", self.name, self.where)
 
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        self.why_not_connected = log_connect_failure(
+            log, f"upstream broker {self.where} (sink {self.name})", f"sink {self.name}'s tls")
+
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:
         if self.connected:
+            self.why_not_connected = f"connection lost ({reason})"
             log.warning("sink %s: lost upstream broker %s (%s); readings wait in the store",
                         self.name, self.where, reason)
         self.connected = False
@@ -88,7 +96,8 @@ class MqttSink(Sink):
 
     async def send(self, rows: Sequence[Row]) -> Outcome:
         if not self.connected:
-            return Outcome.failed(f"not connected to upstream broker {self.where}")
+            return Outcome.failed(f"not connected to upstream broker {self.where}: "
+                                  f"{self.why_not_connected}")
         infos = []
         for row in rows:
             info = self.client.publish(topic_for(self.config.topic, row), payload_for(row),

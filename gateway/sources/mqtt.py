@@ -24,7 +24,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.config.schema import MqttSection
-from gateway.mqttclient import configure
+from gateway.mqttclient import configure, log_connect_failure
 from gateway.stats import Stats
 
 log = logging.getLogger("gateway.mqtt")
@@ -52,6 +52,7 @@ class MqttSource:
         client.reconnect_delay_set(min_delay=max(1, int(config.reconnect_min)),
                                    max_delay=max(1, int(config.reconnect_max)))
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
@@ -101,6 +102,10 @@ class MqttSource:
             _, mid = client.subscribe([(t, SubscribeOptions(qos=1)) for t in chunk])
             if mid is not None:
                 self._subscribe_topics[mid] = chunk
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        log_connect_failure(log, f"MQTT broker {self.config.host}:{self.config.port}",
+                            "mqtt.tls")
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
                       reason_codes: list[Any], properties: Any) -> None:
