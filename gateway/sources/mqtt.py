@@ -85,8 +85,11 @@ class MqttSource:
                     properties: Any) -> None:
         if reason.is_failure:
             self.stats.set("gateway.mqtt.connected", 0)
-            log.error("MQTT broker %s:%s refused the connection: %s", self.config.host,
-                      self.config.port, reason)
+            hint = (" (check mqtt.username and mqtt.password)"
+                    if "authori" in str(reason).lower() or "password" in str(reason).lower()
+                    else "")
+            log.error("MQTT broker %s:%s refused the connection: %s%s", self.config.host,
+                      self.config.port, reason, hint)
             return
         present = bool(getattr(flags, "session_present", False))
         log.info("connected to MQTT broker %s:%s (session %s); subscribing to %d topic(s)",

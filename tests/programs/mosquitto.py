@@ -5,12 +5,23 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
+import subprocess
 from pathlib import Path
+from typing import NamedTuple
 
 from .ports import LOOPBACK, free_port
 from .process import ManagedProcess
 
 MOSQUITTO_BINARY = "/usr/sbin/mosquitto"
+MOSQUITTO_PASSWD_BINARY = "/usr/bin/mosquitto_passwd"
+
+
+class ServerTls(NamedTuple):
+    """PEM files for a TLS listener: the CA that signed the server certificate, and the pair."""
+
+    cafile: Path
+    certfile: Path
+    keyfile: Path
 
 
 class Mosquitto(ManagedProcess):
@@ -24,6 +35,10 @@ class Mosquitto(ManagedProcess):
     ``max_inflight_messages`` (QoS 1 messages sent to one client and not yet
     acknowledged) stays at Mosquitto's default of 20 unless given, because a
     gateway must work with brokers configured that way.
+
+    ``users`` (name -> password) turns anonymous access off and writes a password
+    file with ``mosquitto_passwd``; it applies to every listener. ``tls`` adds a
+    second listener on ``tls_port`` that speaks MQTT over TLS with those files.
     """
 
     name = "mosquitto"
@@ -39,6 +54,8 @@ class Mosquitto(ManagedProcess):
         autosave_interval: int = 1,
         verbose: bool = False,
         extra_config: str = "",
+        users: dict[str, str] | None = None,
+        tls: ServerTls | None = None,
     ) -> None:
         super().__init__(workdir, port if port is not None else free_port(), LOOPBACK)
         found = shutil.which(binary)
@@ -54,6 +71,10 @@ class Mosquitto(ManagedProcess):
         self.autosave_interval = autosave_interval
         self.verbose = verbose
         self.extra_config = extra_config
+        self.users = dict(users) if users else {}
+        self.password_file = self.workdir / "passwords"
+        self.tls = tls
+        self.tls_port = free_port() if tls is not None else None
 
     @property
     def persistence_file(self) -> Path:
@@ -63,7 +84,7 @@ class Mosquitto(ManagedProcess):
         """The mosquitto.conf this broker runs with."""
         lines = [
             f"listener {self.port} {self.host}",
-            "allow_anonymous true",
+            f"allow_anonymous {'false' if self.users else 'true'}",
             "persistence true",
             f"persistence_location {self.persistence_dir}/",
             "persistence_file mosquitto.db",
@@ -81,13 +102,27 @@ class Mosquitto(ManagedProcess):
         if os.geteuid() == 0:
             # As root Mosquitto would switch to user "mosquitto", who cannot write here.
             lines.append(f"user {getpass.getuser()}")
+        if self.users:
+            lines.append(f"password_file {self.password_file}")
+        if self.tls is not None:
+            lines += [f"listener {self.tls_port} {self.host}", f"cafile {self.tls.cafile}",
+                      f"certfile {self.tls.certfile}", f"keyfile {self.tls.keyfile}"]
         if self.extra_config:
             lines.append(self.extra_config)
         return "\n".join(lines) + "\n"
 
     def command(self) -> list[str]:
         self.config_path.write_text(self.config_text())
+        if self.users:
+            self._write_password_file()
         return [self.binary, "-c", str(self.config_path)]
+
+    def _write_password_file(self) -> None:
+        self.password_file.unlink(missing_ok=True)
+        for name, password in self.users.items():
+            create = [] if self.password_file.exists() else ["-c"]
+            subprocess.run([MOSQUITTO_PASSWD_BINARY, "-b", *create, str(self.password_file),
+                            name, password], check=True, capture_output=True)
 
     def log_text(self) -> str:
         """Mosquitto's own log file followed by anything it wrote to stdout/stderr."""
