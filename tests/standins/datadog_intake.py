@@ -290,13 +290,17 @@ class DatadogIntake:
 
         submitted = points_v2(document) if version == "v2" else points_v1(document)
         record.points = len(submitted)
-        self._keep(submitted)
+        record.status = 202
+        self._keep(submitted, record)
         accepted: dict[str, Any] = {"errors": []} if version == "v2" else {"status": "ok"}
-        return self._answer_json(record, 202, accepted)
+        return self._respond(202, json.dumps(accepted).encode(), {})
 
-    def _keep(self, submitted: list[SubmittedPoint]) -> None:
+    def _keep(self, submitted: list[SubmittedPoint], record: RequestRecord) -> None:
+        """Store the points and record the request in one step, so a reader never
+        sees the points of a request that is not yet in `requests`."""
         now = self.clock()
         with self._lock:
+            self.requests.append(record)
             for point in submitted:
                 reason = None
                 if point.value is None:
@@ -326,6 +330,10 @@ class DatadogIntake:
         record.status = status
         with self._lock:
             self.requests.append(record)
+        return self._respond(status, body, headers)
+
+    @staticmethod
+    def _respond(status: int, body: bytes, headers: dict[str, str]) -> web.Response:
         headers = dict(headers)
         if not any(name.lower() == "content-type" for name in headers):
             headers["Content-Type"] = "application/json"
