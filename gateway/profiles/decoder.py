@@ -20,6 +20,8 @@ from gateway.config.validate import build
 from gateway.model import Reading
 from gateway.profiles.library import Profile, ProfileLibrary, field_map
 from gateway.profiles.schema import Availability, FieldSpec, MessageRule
+from gateway.profiles.topics import PLACEHOLDER as _PLACEHOLDER
+from gateway.profiles.topics import fill_params, minimal_filters, topic_pattern
 
 # Reasons a message (or part of one) could not be read. Stable: they are metric tags.
 UNKNOWN_TOPIC = "unknown_topic"
@@ -31,7 +33,6 @@ NOT_FINITE = "not_finite"
 UNKNOWN_VALUE = "unknown_value"
 NO_READINGS = "no_readings"
 
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _CACHE_LIMIT = 20000
 
 
@@ -76,86 +77,6 @@ class _Route:
     tags: dict[str, str]
     regex: re.Pattern[str] | None
     filter: str
-
-
-def topic_pattern(template: str, params: Mapping[str, Any]) -> tuple[str, re.Pattern[str] | None]:
-    """The MQTT subscription filter and, if it has captures/wildcards, a regex for it.
-
-    Parameters are filled in first, so a parameter's value may itself span several
-    levels and hold `+`, `#` or `{capture}` placeholders (generic-json's `topic`).
-    """
-    template = fill_params(template, params)
-    filter_parts, regex_parts, dynamic = [], [], False
-    for level in template.split("/"):
-        pieces = _PLACEHOLDER.split(level)
-        lit_filter, rx = "", ""
-        for i, piece in enumerate(pieces):
-            if i % 2 == 0:
-                lit_filter += piece
-                rx += _level_regex(piece)
-            else:
-                rx += f"(?P<{piece}>[^/]*)"
-        if "+" in lit_filter or "#" in lit_filter or len(pieces) > 1:
-            dynamic = True
-        filter_parts.append("+" if len(pieces) > 1 else lit_filter)
-        regex_parts.append(rx)
-    mqtt_filter = "/".join(filter_parts)
-    if not dynamic:
-        return mqtt_filter, None
-    if len(regex_parts) > 1 and template.endswith("/#"):
-        # `a/#` also matches `a` itself (MQTT 3.1.1, 4.7.1.2).
-        return mqtt_filter, re.compile("^" + "/".join(regex_parts[:-1]) + "(?:/.*)?$")
-    return mqtt_filter, re.compile("^" + "/".join(regex_parts) + "$")
-
-
-def fill_params(template: str, params: Mapping[str, Any]) -> str:
-    """Replace each `{name}` that is a device parameter by its value; leave captures."""
-    return _PLACEHOLDER.sub(lambda m: str(params[m[1]]) if m[1] in params else m[0], template)
-
-
-def minimal_filters(filters: Iterable[str]) -> list[str]:
-    """Distinct filters, dropping each one another filter covers.
-
-    Only filters with a wildcard can cover others; they are indexed by their
-    literal leading levels, so this stays linear in the number of filters.
-    """
-    distinct = list(dict.fromkeys(filters))
-    wide: dict[tuple[str, ...], list[str]] = {}
-    for g in distinct:
-        levels = g.split("/")
-        prefix = []
-        for level in levels:
-            if level in ("+", "#"):
-                break
-            prefix.append(level)
-        if len(prefix) < len(levels):
-            wide.setdefault(tuple(prefix), []).append(g)
-    out = []
-    for f in distinct:
-        levels = f.split("/")
-        covered = any(g != f and _covers(g, f)
-                      for k in range(len(levels) + 1)
-                      for g in wide.get(tuple(levels[:k]), ()))
-        if not covered:
-            out.append(f)
-    return out
-
-
-def _covers(wide: str, narrow: str) -> bool:
-    """Whether every topic the filter `narrow` matches is matched by `wide`."""
-    w, n = wide.split("/"), narrow.split("/")
-    for i, level in enumerate(w):
-        if level == "#":
-            return True
-        if i >= len(n) or n[i] == "#" or (level != "+" and level != n[i]):
-            return False
-    return len(w) == len(n)
-
-
-def _level_regex(text: str) -> str:
-    if text == "#":
-        return ".*"
-    return "".join("[^/]+" if ch == "+" else re.escape(ch) for ch in text)
 
 
 def _get(obj: Any, path: tuple[str, ...]) -> Any:
