@@ -22,7 +22,10 @@ def render(text: str) -> str:
     for name, body in sections().items():
         pattern = re.compile(rf"(<!-- reference:{name} -->\n).*?(<!-- /reference:{name} -->)",
                              re.DOTALL)
-        text = pattern.sub(lambda m, b=body: m.group(1) + b + m.group(2), text)
+        def fill(m: re.Match[str], body: str = body) -> str:
+            return m.group(1) + body + m.group(2)
+
+        text = pattern.sub(fill, text)
     return text
 
 

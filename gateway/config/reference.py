@@ -66,7 +66,7 @@ def _default(f: dataclasses.Field[Any]) -> str:
 def _table(cls: type, prefix: str, skip: tuple[str, ...] = ()) -> list[str]:
     hints = get_type_hints(cls)
     rows = []
-    nested = []
+    nested: list[tuple[type, str]] = []
     for f in dataclasses.fields(cls):
         if f.name in skip or not f.init:
             continue
@@ -76,7 +76,7 @@ def _table(cls: type, prefix: str, skip: tuple[str, ...] = ()) -> list[str]:
         meaning = f.metadata.get("doc", "").replace("<", "&lt;").replace("|", "\\|")
         rows.append(f"| `{prefix}{f.name}` | {_type_name(tp)} | {_default(f)} | {meaning} |")
         if inner and get_origin(tp) not in (list, tuple):
-            nested.append((inner[0], f"{prefix}{f.name}."))
+            nested.append((inner[0], f"{prefix}{f.name}."))  # type: ignore[arg-type]
     out = ["| key | type | default | meaning |", "|---|---|---|---|", *rows]
     for sub, sub_prefix in nested:
         out += ["", *_table(sub, sub_prefix)]
