@@ -45,10 +45,6 @@ class Decoded:
     ignored: bool = False
     device: str = ""
 
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
 
 @dataclass
 class _Field:
@@ -77,6 +73,7 @@ class _Route:
     tags: dict[str, str]
     regex: re.Pattern[str] | None
     filter: str
+    each_key: re.Pattern[str] | None = None  # `each:` key pattern, compiled once
 
 
 def _get(obj: Any, path: tuple[str, ...]) -> Any:
@@ -132,8 +129,9 @@ class Decoder:
             if f.path:
                 roots.setdefault(f.path[0], []).append(f)
         whole = [f for f in plain if not f.path]
+        each_key = topic_pattern(rule.each.key, {})[1] if rule.each is not None else None
         route = _Route(device, rule, plain, wildcard, listed, list(roots.items()), whole, base,
-                       regex, flt)
+                       regex, flt, each_key)
         if regex is None:
             self.exact.setdefault(flt, []).append(route)
         else:
@@ -255,7 +253,7 @@ class Decoder:
         if not (route.fields or route.wildcard):
             return
         if rule.each is not None:
-            for entry, more in _each(body, rule.each.path, rule.each.key):
+            for entry, more in _each(body, rule.each.path, rule.each.key, route.each_key):
                 self._fields(route, {**captures, **more}, entry, ts, result)
         else:
             self._fields(route, captures, body, ts, result)
@@ -385,11 +383,11 @@ def _number(value: Any, vmap: Mapping[str, float] | None) -> float | str:
     return f"expected a number, got {type(value).__name__}"
 
 
-def _each(body: Any, path: str, key_pattern: str) -> Iterator[tuple[Any, dict[str, str]]]:
+def _each(body: Any, path: str, key_pattern: str,
+          regex: re.Pattern[str] | None) -> Iterator[tuple[Any, dict[str, str]]]:
     obj = _get(body, tuple(path.split("."))) if path else body
     if not isinstance(obj, dict):
         return
-    _, regex = topic_pattern(key_pattern, {})
     for key, value in obj.items():
         if regex is None:
             if key == key_pattern:
