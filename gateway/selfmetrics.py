@@ -46,9 +46,8 @@ class SelfMetrics:
         for b in backlogs:
             labels = (("sink", b.sink),)
             out.append(self._reading("gateway.backlog.rows", b.rows, now, "gauge", "", labels))
-            age = max(0.0, now - b.oldest_ts) if b.oldest_ts is not None else 0.0
-            out.append(self._reading("gateway.backlog.oldest_age", age, now, "gauge", "s",
-                                     labels))
+            out.append(self._reading("gateway.backlog.oldest_age", b.age(now), now, "gauge",
+                                     "s", labels))
         state = gauges.get("gateway.sink.state", {})
         for labels, value in state.items():
             d = dict(labels)

@@ -167,8 +167,7 @@ class Gateway:
         out = []
         for b in self.backlogs:
             out.append(("gateway_backlog_rows", {"sink": b.sink}, float(b.rows)))
-            age = now - b.oldest_ts if b.oldest_ts is not None else 0.0
-            out.append(("gateway_backlog_oldest_age_seconds", {"sink": b.sink}, max(0.0, age)))
+            out.append(("gateway_backlog_oldest_age_seconds", {"sink": b.sink}, b.age(now)))
         return out
 
     def status(self) -> dict[str, Any]:
@@ -187,7 +186,7 @@ class Gateway:
                 "name": name, "type": type(f.sink).__name__, "confirms": f.sink.confirms,
                 "state": f.state, "last_error": f.last_error,
                 "backlog_rows": b.rows if b else None,
-                "oldest_age": (now - b.oldest_ts) if b and b.oldest_ts else 0.0,
+                "oldest_age": b.age(now) if b else 0.0,
                 "delivered": s.get("gateway.delivered", sink=name),
                 "failures": s.get("gateway.sink.failures", sink=name),
                 "merged": s.get("gateway.sink.merged", sink=name),

@@ -25,7 +25,7 @@ def stored_status(config: Config, data_dir: Path) -> dict[str, Any]:
         status["stored_rows"] = outbox.stored_rows()
         status["sinks"] = [
             {"name": b.sink, "backlog_rows": b.rows,
-             "oldest_age": (now - b.oldest_ts) if b.oldest_ts else 0.0,
+             "oldest_age": b.age(now),
              "dropped": {r: n for (r, s), n in losses.items() if s == b.sink}}
             for b in outbox.backlogs()
         ]

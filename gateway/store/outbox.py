@@ -66,6 +66,10 @@ class Backlog:
     oldest_ts: float | None
     last_id: int
 
+    def age(self, now: float) -> float:
+        """Seconds the oldest unsent reading has waited (0 with nothing waiting)."""
+        return max(0.0, now - self.oldest_ts) if self.oldest_ts is not None else 0.0
+
 
 class Outbox:
     """A connection to the store, for one thread."""
