@@ -62,15 +62,14 @@ class Ingest:
     """Owns the store's write connection; everything that enters the store passes here."""
 
     def __init__(self, outbox_factory: Callable[[], Outbox], decoder: Decoder, stats: Stats,
-                 commit_interval: float = 0.25, commit_rows: int = 5000, window: int = 2000,
-                 clock: Callable[[], float] = time.time) -> None:
+                 commit_interval: float = 0.25, commit_rows: int = 5000,
+                 window: int = 2000) -> None:
         self._outbox_factory = outbox_factory
         self.decoder = decoder
         self.stats = stats
         self.commit_interval = commit_interval
         self.commit_rows = commit_rows
         self.window = max(1, window)
-        self.clock = clock
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._slots = threading.Semaphore(self.window)
         self._stopping = threading.Event()

@@ -66,7 +66,7 @@ class Gateway:
                                config.mqtt.max_payload_bytes)
         store = config.store
         self.ingest = Ingest(self._outbox, self.decoder, self.stats, store.commit_interval,
-                             store.commit_rows, config.mqtt.receive_maximum, clock)
+                             store.commit_rows, config.mqtt.receive_maximum)
         self.source = MqttSource(config.mqtt, config.client_id, self.decoder.subscriptions(),
                                  self.ingest.submit, self.stats, clock)
         self.forwarders = [
