@@ -81,6 +81,11 @@ class MqttSection:
     username: str | None = field(default=None, metadata=doc("broker user name"))
     password: Secret | None = field(default=None, metadata=doc("broker password", secret=True))
     tls: TlsConfig | None = field(default=None, metadata=doc("TLS settings; plain TCP if unset"))
+    protocol: Literal["5", "3.1.1"] = field(
+        default="5",
+        metadata=doc("MQTT version: 5, or 3.1.1 for brokers without MQTT 5 (no session expiry "
+                     "or Receive Maximum then; the gateway still bounds its own window)"),
+    )
     keepalive: int = field(default=60, metadata=doc("seconds between MQTT pings"))
     session_expiry: int = field(
         default=7 * 24 * 3600,
@@ -247,7 +252,36 @@ class MqttSinkConfig(SinkCommon):
             yield "topic", "a publish topic may not hold the wildcards + or #"
 
 
-SinkConfig = InfluxSinkConfig | DatadogSinkConfig | MqttSinkConfig
+@dataclass(frozen=True)
+class FileSinkConfig(SinkCommon):
+    type: Literal["file"] = "file"
+    path: str = field(
+        default="./readings.jsonl",
+        metadata=doc("JSON-lines file, one reading a line; relative to the config file's folder"),
+    )
+    max_bytes: int = field(
+        default=10_000_000,
+        metadata=doc("rotate before the file would grow past this many bytes; 0: never rotate"),
+    )
+    keep: int = field(
+        default=5, metadata=doc("rotated files kept (path.1 newest ... path.<keep> oldest)")
+    )
+    fsync: bool = field(
+        default=True,
+        metadata=doc("fsync before confirming: a power cut loses no confirmed line"),
+    )
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        yield from SinkCommon.check(self)
+        if not self.path.strip() or self.path.endswith(("/", "\\")):
+            yield "path", "must name a file (e.g. ./readings.jsonl), not a folder"
+        if self.max_bytes < 0:
+            yield "max_bytes", "must be 0 (never rotate) or more"
+        if self.keep < 0:
+            yield "keep", "must be 0 (delete a full file) or more"
+
+
+SinkConfig = InfluxSinkConfig | DatadogSinkConfig | MqttSinkConfig | FileSinkConfig
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,11 @@ class MqttSource:
         self._lock = threading.Lock()
         self._generation = 0
         self.connected = threading.Event()
+        self.v5 = config.protocol == "5"
+        # MQTT 3.1.1 keeps the session through clean_session=False instead of clean_start.
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                             protocol=mqtt.MQTTv5, manual_ack=True)
+                             protocol=mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311,
+                             clean_session=None if self.v5 else False, manual_ack=True)
         configure(client, config.username, config.password, config.tls)
         client.reconnect_delay_set(min_delay=max(1, int(config.reconnect_min)),
                                    max_delay=max(1, int(config.reconnect_max)))
@@ -68,9 +71,13 @@ class MqttSource:
     def start(self) -> None:
         where = f"{self.config.host}:{self.config.port}"
         log.info("connecting to MQTT broker %s as %s", where, self.client._client_id.decode())
-        self.client.connect_async(self.config.host, self.config.port,
-                                  keepalive=self.config.keepalive, clean_start=False,
-                                  properties=self._connect_properties())
+        if self.v5:
+            self.client.connect_async(self.config.host, self.config.port,
+                                      keepalive=self.config.keepalive, clean_start=False,
+                                      properties=self._connect_properties())
+        else:
+            self.client.connect_async(self.config.host, self.config.port,
+                                      keepalive=self.config.keepalive)
         self.client.loop_start()
 
     def stop(self) -> None:
@@ -102,7 +109,8 @@ class MqttSource:
         # would otherwise leave us subscribed to nothing.
         for i in range(0, len(self.topics), 100):
             chunk = self.topics[i:i + 100]
-            _, mid = client.subscribe([(t, SubscribeOptions(qos=1)) for t in chunk])
+            _, mid = client.subscribe([(t, SubscribeOptions(qos=1) if self.v5 else 1)
+                                       for t in chunk])
             if mid is not None:
                 self._subscribe_topics[mid] = chunk
 
