@@ -1,4 +1,4 @@
-"""The `gateway` command: run, check, decode, status."""
+"""The `gateway` command: run, check, decode, status, replay, demo."""
 
 from __future__ import annotations
 
@@ -143,6 +143,32 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:1883")
+    return host, int(port)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo.run import DemoOptions, run_demo
+
+    try:
+        from firmware_sim.devices.base import ScenarioError
+    except ImportError:
+        print("gateway demo needs the simulator (firmware_sim), installed with the gateway "
+              "from its source tree", file=sys.stderr)
+        return EXIT_PROBLEM
+    opts = DemoOptions(broker=args.broker, protocol=args.protocol, scenario=args.scenario,
+                       speed=args.speed, seed=args.seed, data_dir=Path(args.data_dir),
+                       duration=args.duration, refresh=args.refresh, influx=args.influx)
+    try:
+        return run_demo(opts)
+    except (ScenarioError, ConfigError, RuntimeError) as exc:
+        print(f"gateway demo: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
     parser.add_argument("--version", action="version", version=f"gateway {__version__}")
@@ -175,6 +201,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", type=float, default=10.0, help="seconds between rounds")
     p.add_argument("--rounds", type=int, default=1, help="rounds to publish; 0 = forever")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("demo", help="a simulated village hall through the gateway, with a "
+                                    "live view (no hardware, no broker needed)")
+    p.add_argument("--broker", type=_host_port,
+                   help="HOST:PORT of a broker to use (default: start one in-process)")
+    p.add_argument("--protocol", default="5", choices=["5", "3.1.1"],
+                   help="MQTT version of the --broker (default 5)")
+    p.add_argument("--scenario", default="demo-day",
+                   help="a gateway-sim scenario (gateway-sim list)")
+    p.add_argument("--speed", type=float, default=60.0,
+                   help="simulated seconds per real second (default 60: an hour a minute)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default="data/demo",
+                   help="folder for the demo's config, store, log and readings file")
+    p.add_argument("--duration", type=float, help="stop by itself after this many seconds")
+    p.add_argument("--refresh", type=float, help="seconds between screens (1 on a terminal)")
+    p.add_argument("--influx", metavar="URL",
+                   help="also send to this VictoriaMetrics/InfluxDB (e.g. http://127.0.0.1:8428)")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("status", help="ingest, backlog and sink state")
     p.add_argument("--config", "-c", required=True)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from gateway.logthrottle import Throttled
 from gateway.model import Reading
 from gateway.profiles.decoder import UNKNOWN_TOPIC, Decoder
+from gateway.state import LatestValues
 from gateway.stats import Stats
 from gateway.store.outbox import Outbox
 
@@ -78,6 +79,8 @@ class Ingest:
         self.purge_every = 2.0
         self.store_ok = threading.Event()
         self.store_ok.set()
+        #: each device's newest accepted readings (status, demo view, monitors)
+        self.latest = LatestValues(decoder.base_tags)
         #: called (in the ingest thread) after each commit, e.g. to wake forwarders
         self.on_commit: Callable[[], None] | None = None
 
@@ -168,6 +171,7 @@ class Ingest:
         self._commit(outbox, batch.readings)
         for ack in batch.acks:
             ack()
+        self.latest.update(batch.readings)
         if self.on_commit is not None and batch.readings:
             self.on_commit()
         for _ in range(batch.messages):

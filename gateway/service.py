@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from gateway import __version__
-from gateway.config.schema import Config, DatadogSinkConfig, InfluxSinkConfig, SinkConfig
+from gateway.config.schema import (
+    Config,
+    DatadogSinkConfig,
+    FileSinkConfig,
+    InfluxSinkConfig,
+    SinkConfig,
+)
 from gateway.forward import Backoff, Forwarder
 from gateway.httpapi import StatusServer
 from gateway.ingest import Ingest
@@ -28,6 +34,7 @@ from gateway.selfmetrics import SelfMetrics
 from gateway.sinks.base import Sink
 from gateway.sinks.datadog import DatadogSink
 from gateway.sinks.influx import InfluxSink
+from gateway.sinks.jsonlines import FileSink
 from gateway.sinks.mqtt import MqttSink
 from gateway.sources.mqtt import MqttSource
 from gateway.stats import Stats
@@ -36,11 +43,17 @@ from gateway.store.outbox import Backlog, Outbox
 log = logging.getLogger("gateway")
 
 
-def make_sink(config: SinkConfig, gateway_name: str, clock: Callable[[], float]) -> Sink:
+def make_sink(config: SinkConfig, gateway_name: str, clock: Callable[[], float],
+              config_dir: Path = Path(".")) -> Sink:
     if isinstance(config, InfluxSinkConfig):
         return InfluxSink(config, clock)
     if isinstance(config, DatadogSinkConfig):
         return DatadogSink(config, clock)
+    if isinstance(config, FileSinkConfig):
+        # Like data_dir: relative to the config file's folder, whatever the working directory.
+        path = Path(os.path.expanduser(config.path))
+        return FileSink(config, path if path.is_absolute() else (config_dir / path).resolve(),
+                        clock)
     return MqttSink(config, gateway_name, clock)
 
 
@@ -70,8 +83,8 @@ class Gateway:
         self.source = MqttSource(config.mqtt, config.client_id, self.decoder.subscriptions(),
                                  self.ingest.submit, self.stats, clock)
         self.forwarders = [
-            Forwarder(make_sink(s, gw.name, clock), self._outbox, self.stats, s.batch_size,
-                      s.timeout, Backoff(s.backoff_min, s.backoff_max))
+            Forwarder(make_sink(s, gw.name, clock, config_dir), self._outbox, self.stats,
+                      s.batch_size, s.timeout, Backoff(s.backoff_min, s.backoff_max))
             for s in config.sinks
         ]
         self.self_metrics = SelfMetrics(gw.name, gw.tags)
@@ -208,6 +221,7 @@ class Gateway:
                        "queue": s.get("gateway.ingest.queue"),
                        "store_writable": self.ingest.store_ok.is_set()},
             "sinks": sinks,
+            "devices": self.ingest.latest.snapshot(),
             "losses_total": {f"{sink}/{reason}": n for (reason, sink), n in self.losses.items()},
             "dead_letters": {f"{sink}/{reason}": n
                              for (sink, reason), n in self.dead_letters.items()},

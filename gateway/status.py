@@ -67,6 +67,16 @@ def render_status(s: dict[str, Any]) -> str:
                      + ("" if ing.get("store_writable", True) else "  STORE NOT WRITABLE"))
         for reason, n in sorted(ing.get("undecodable", {}).items()):
             lines.append(f"    undecodable {reason}: {n:.0f}")
+    devices = s.get("devices")
+    if devices:
+        offline = sorted(d for d, v in devices.items() if v.get("online") is False)
+        silent = sorted(d for d, v in devices.items() if v.get("last_seen") is None)
+        line = f"  devices: {len(devices)}"
+        if offline:
+            line += f", offline: {', '.join(offline)}"
+        if silent:
+            line += f", nothing heard yet from: {', '.join(silent)}"
+        lines.append(line)
     lines.append("  sinks:")
     for k in s.get("sinks", []):
         head = f"    {k['name']}"

@@ -52,7 +52,8 @@ sinks:
     assert "mqtt.port: must be an integer, got 'not a port'" in found
     assert "mqtt.qos: unknown key" in found
     assert "store.durability: must be one of 'full', 'normal', got 'sometimes'" in found
-    assert "sinks[0].type: must be one of 'influx', 'datadog', 'mqtt', got 'influxdb'" in found
+    assert ("sinks[0].type: must be one of 'influx', 'datadog', 'mqtt', 'file', "
+            "got 'influxdb'") in found
     assert "sinks[1].api_key: is required" in found
 
 

@@ -25,7 +25,14 @@ from dateutil.rrule import rrulestr
 from firmware_sim.devices.base import MqttDevice, ScenarioError
 from firmware_sim.engine import Simulation
 from firmware_sim.network import Network
-from firmware_sim.scenario import RUN_ACTIONS, Booking, Event, Scenario, parse_duration
+from firmware_sim.scenario import (
+    RUN_ACTIONS,
+    Booking,
+    Event,
+    Scenario,
+    format_duration,
+    parse_duration,
+)
 from firmware_sim.site import Built, build
 
 log = logging.getLogger("firmware_sim")
@@ -35,10 +42,15 @@ Report = Callable[[float, str], None]
 
 
 def start_time(scenario: Scenario, start: str | None, tz: Any) -> float:
-    """The run's start as epoch seconds: --start, else the scenario's, else now (whole second)."""
+    """The run's start as epoch seconds: --start, else the scenario's, else now (whole second).
+
+    A time of day alone ("08:00") is that time today, in the site's time zone.
+    """
     text = start or scenario.start
     if not text or text == "now":
         return float(int(time.time()))
+    if len(text) <= 5 and ":" in text:
+        text = f"{datetime.now(tz).date().isoformat()}T{text.zfill(5)}"
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
@@ -151,7 +163,7 @@ class ScenarioRun:
 
     def _event(self, event: Event) -> None:
         what = f"{event.device}: " if event.device else ""
-        args = ", ".join(f"{k} {v:g}s" if k in ("for", "every") else f"{k} {v}"
+        args = ", ".join(f"{k} {format_duration(v)}" if k in ("for", "every") else f"{k} {v}"
                          for k, v in event.args.items())
         self.report(self.sim.now, f"{what}{event.action}" + (f" ({args})" if args else ""))
         length = float(event.args.get("for", 60))

@@ -51,6 +51,13 @@ def parse_duration(value: Any, where: str) -> float:
     return d * 86400 + h * 3600 + mi * 60 + s
 
 
+def format_duration(seconds: float) -> str:
+    """90 -> "1m30s", 9000 -> "2h30m": the form scenario files use."""
+    s = round(seconds)
+    parts = [(s // 86400, "d"), (s % 86400 // 3600, "h"), (s % 3600 // 60, "m"), (s % 60, "s")]
+    return "".join(f"{n}{unit}" for n, unit in parts if n) or "0s"
+
+
 @dataclass(frozen=True)
 class Booking:
     name: str

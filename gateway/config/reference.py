@@ -15,6 +15,7 @@ from gateway.config.schema import (
     Config,
     DatadogSinkConfig,
     DeviceConfig,
+    FileSinkConfig,
     InfluxSinkConfig,
     MqttSinkConfig,
 )
@@ -91,7 +92,7 @@ def config_reference() -> str:
     lines += ["#### `devices[]`", "",
               ("Each device names a profile; the profile's parameters (below) sit beside "
               "these keys."), "", *_table(DeviceConfig, "", skip=("params",)), ""]
-    for cls in (InfluxSinkConfig, DatadogSinkConfig, MqttSinkConfig):
+    for cls in (InfluxSinkConfig, DatadogSinkConfig, MqttSinkConfig, FileSinkConfig):
         kind = cls.__dataclass_fields__["type"].default
         lines += [f"#### `sinks[]` with `type: {kind}`", "", *_table(cls, "", skip=("type",)),
                   ""]

@@ -98,6 +98,8 @@ class Decoder:
         self.patterned: list[_Route] = []
         self._cache: dict[str, list[tuple[_Route, dict[str, str]]]] = {}
         self._subscriptions: list[str] | None = None
+        #: the tags every reading of a device carries, by device id
+        self.base_tags: dict[str, dict[str, str]] = {}
         for device in devices:
             profile = library.get(device.profile)
             if profile is None:
@@ -105,6 +107,7 @@ class Decoder:
             base = {**(gateway_tags or {}), **device.tags, "device": device.id}
             if gateway_name:
                 base["gateway"] = gateway_name
+            self.base_tags[device.id] = base
             params = {k: v for k, v in profile.spec.params.items()}
             values = {k: (device.params.get(k, p.default)) for k, p in params.items()}
             for rule in profile.spec.messages:

@@ -109,8 +109,10 @@ class MqttSource:
         # would otherwise leave us subscribed to nothing.
         for i in range(0, len(self.topics), 100):
             chunk = self.topics[i:i + 100]
-            _, mid = client.subscribe([(t, SubscribeOptions(qos=1) if self.v5 else 1)
-                                       for t in chunk])
+            if self.v5:
+                _, mid = client.subscribe([(t, SubscribeOptions(qos=1)) for t in chunk])
+            else:
+                _, mid = client.subscribe([(t, 1) for t in chunk])
             if mid is not None:
                 self._subscribe_topics[mid] = chunk
 

@@ -1,0 +1,1 @@
+"""`gateway demo`: a simulated village hall, an embedded broker and the gateway, in one command."""

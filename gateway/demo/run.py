@@ -1,0 +1,214 @@
+"""`gateway demo`: broker + simulated village hall + gateway + live view, stopped by Ctrl-C.
+
+The gateway runs exactly as `gateway run` would, on a config written to the
+demo's folder (demo.yaml: the site's devices, a rotating JSON-lines file sink,
+and VictoriaMetrics/InfluxDB too with --influx). The simulated devices are
+firmware_sim's, publishing over real MQTT connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from gateway.config.load import load_config
+from gateway.demo.broker import EmbeddedBroker, free_port, port_free, wait_port
+from gateway.demo.view import render
+
+log = logging.getLogger("gateway.demo")
+
+
+@dataclass
+class DemoOptions:
+    broker: tuple[str, int] | None = None  # an existing broker; else an embedded one
+    protocol: str = "5"  # of the existing broker
+    scenario: str = "demo-day"
+    speed: float = 60.0
+    seed: int = 0
+    data_dir: Path = Path("data/demo")
+    duration: float | None = None  # stop by itself after this many seconds
+    refresh: float | None = None  # seconds between frames (default 1 on a terminal, else 5)
+    influx: str | None = None
+
+
+def demo_config(site: Any, devices: list[dict[str, Any]], host: str, port: int, protocol: str,
+                http_port: int, influx: str | None) -> dict[str, Any]:
+    sinks: list[dict[str, Any]] = [
+        {"name": "local", "type": "file", "path": "readings.jsonl", "max_bytes": 5_000_000,
+         "keep": 3},
+    ]
+    if influx:
+        sinks.append({"name": "influx", "type": "influx", "url": influx})
+    gw = dict(site.gateway)
+    return {
+        "gateway": {**gw, "data_dir": "store", "timezone": site.timezone,
+                    "http": {"port": http_port}},
+        "mqtt": {"host": host, "port": port, "protocol": protocol,
+                 "client_id": f"gateway-demo-{gw.get('name', 'hall')}"},
+        "devices": devices,
+        "sinks": sinks,
+    }
+
+
+class Demo:
+    """Owns the parts of one demo run."""
+
+    def __init__(self, opts: DemoOptions, out: IO[str]) -> None:
+        from firmware_sim.network import BrokerNetwork
+        from firmware_sim.runner import ScenarioRun
+        from firmware_sim.scenario import load_scenario
+
+        self.opts = opts
+        self.out = out
+        self.tty = out.isatty()
+        self.refresh = opts.refresh or (1.0 if self.tty else 5.0)
+        self.events: collections.deque[str] = collections.deque(maxlen=4)
+        self.scenario = load_scenario(opts.scenario)
+        self.embedded: EmbeddedBroker | None = None
+        if opts.broker is None:
+            port = 1883 if port_free("127.0.0.1", 1883) else free_port()
+            self.host, self.port, self.protocol = "127.0.0.1", port, "3.1.1"
+            self.embedded = EmbeddedBroker(self.host, port)
+        else:
+            (self.host, self.port), self.protocol = opts.broker, opts.protocol
+        self.network = BrokerNetwork(self.host, self.port)
+        self.run = ScenarioRun(self.scenario, self.network, opts.seed, None, opts.speed,
+                               report=self._event)
+        self.data_dir = opts.data_dir.resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.http_port = free_port()
+        self.config_path = self.data_dir / "demo.yaml"
+        config = demo_config(self.scenario.site, self.run.gateway_devices(), self.host,
+                             self.port, self.protocol, self.http_port, opts.influx)
+        self.config_path.write_text(
+            "# Written by `gateway demo`; `gateway run --config` on it works too.\n"
+            + yaml.safe_dump(config, sort_keys=False))
+        self.sim_thread = threading.Thread(target=self._simulate, name="simulator", daemon=True)
+        self.sim_error: BaseException | None = None
+
+    def _event(self, ts: float, text: str) -> None:
+        self.events.append(f"[{self.run.sim.local(ts).strftime('%a %H:%M')}] {text}")
+
+    def _simulate(self) -> None:
+        try:
+            self.run.run()
+        except Exception as exc:
+            self.sim_error = exc
+            log.exception("the simulator stopped")
+
+    def header(self, gateway: Any) -> list[str]:
+        sim = self.run.sim
+        broker = (f"embedded broker {self.host}:{self.port} (amqtt, MQTT 3.1.1)" if self.embedded
+                  else f"broker {self.host}:{self.port}")
+        done = " (finished)" if not self.sim_thread.is_alive() else ""
+        return [
+            f"Edge gateway demo: {gateway.config.gateway.name}, scenario {self.scenario.name} "
+            f"at x{self.opts.speed:g}, simulated {sim.local().strftime('%a %d %b %H:%M')}{done}",
+            f"{broker}; readings -> {self.data_dir / 'readings.jsonl'}; "
+            f"status http://127.0.0.1:{self.http_port}/status; Ctrl-C stops",
+        ]
+
+    def footer(self) -> list[str]:
+        lines = [f"world: {self.run.built.world.describe()}"]
+        if self.sim_error is not None:
+            lines.append(f"SIMULATOR STOPPED: {self.sim_error}")
+        lines += [f"  {e}" for e in self.events]
+        return lines
+
+    def draw(self, text: str) -> None:
+        if self.tty:
+            self.out.write("\033[H\033[2J" + text + "\n")
+        else:
+            self.out.write(text + "\n\n")
+        self.out.flush()
+
+    async def main(self) -> int:
+        from gateway.service import Gateway
+
+        config = load_config(self.config_path)
+        gateway = Gateway(config, self.data_dir)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        task = asyncio.create_task(gateway.run())
+        # Subscribe before the devices announce themselves: their first messages
+        # are not retained.
+        deadline = time.monotonic() + 15
+        while not gateway.source.connected.is_set() and time.monotonic() < deadline:
+            if task.done():
+                break
+            await asyncio.sleep(0.1)
+        if not gateway.source.connected.is_set():
+            self.out.write(f"gateway demo: the gateway could not connect to the broker "
+                           f"{self.host}:{self.port}; see {self.data_dir / 'gateway.log'}\n")
+            gateway.request_stop()
+            await task
+            return 1
+        await asyncio.sleep(0.5)
+        self.sim_thread.start()
+        started = time.monotonic()
+        last, last_t = (0.0, 0.0), time.monotonic()
+        try:
+            while not stop.is_set():
+                try:
+                    await asyncio.wait_for(stop.wait(), self.refresh)
+                except TimeoutError:
+                    pass
+                status = gateway.status()
+                ing = status["ingest"]
+                now_t = time.monotonic()
+                span = max(now_t - last_t, 1e-6)
+                rates = {"messages": (ing["received"] - last[0]) / span,
+                         "readings": (ing["stored"] - last[1]) / span}
+                last, last_t = (ing["received"], ing["stored"]), now_t
+                self.draw(render(status, gateway.clock(), self.header(gateway), rates,
+                                 self.footer()))
+                if self.opts.duration is not None and now_t - started >= self.opts.duration:
+                    break
+        finally:
+            self.out.write("stopping: simulator, gateway, broker...\n")
+            self.out.flush()
+            self.run.stop()
+            await asyncio.to_thread(self.sim_thread.join, 15)
+            self.network.close()
+            gateway.request_stop()
+            await task
+        status = gateway.status()
+        delivered = ", ".join(f"{s['name']} {s['delivered']:.0f}" for s in status["sinks"])
+        self.out.write(f"stopped. {status['ingest']['stored']:.0f} readings stored; delivered: "
+                       f"{delivered}; file: {self.data_dir / 'readings.jsonl'}\n")
+        return 0
+
+
+def run_demo(opts: DemoOptions, out: IO[str] | None = None) -> int:
+    out = out or sys.stdout
+    demo = Demo(opts, out)
+    handler = logging.FileHandler(demo.data_dir / "gateway.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)  # the view owns the terminal; the log goes to a file
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    if demo.embedded is not None:
+        out.write(f"starting an embedded MQTT broker on {demo.host}:{demo.port}\n")
+        demo.embedded.start()
+    elif not wait_port(demo.host, demo.port, 5):
+        out.write(f"gateway demo: no broker answers on {demo.host}:{demo.port}\n")
+        return 1
+    try:
+        return asyncio.run(demo.main())
+    finally:
+        if demo.embedded is not None:
+            demo.embedded.stop()
