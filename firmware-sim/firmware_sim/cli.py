@@ -129,7 +129,8 @@ def cmd_run(args: argparse.Namespace, out: IO[str]) -> int:
     record_file = open(args.record, "w", encoding="utf-8") if args.record else None  # noqa: SIM115
     broker: BrokerNetwork | None = None
     if args.broker is not None:
-        broker = BrokerNetwork(*args.broker, username=args.username,
+        host, port = args.broker
+        broker = BrokerNetwork(host, port, username=args.username,
                                password=os.environ.get("SIM_MQTT_PASSWORD"))
     speed = args.speed if args.speed is not None else (60.0 if broker else 0.0)
     runs: list[ScenarioRun] = []

@@ -113,6 +113,8 @@ class _BrokerLink:
         self.on_reconnect = on_reconnect
         self.connected = threading.Event()
         self._connects = 0
+        self._pending = 0  # published, not yet acknowledged by the broker
+        self._lock = threading.Lock()
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                         protocol=mqtt.MQTTv311, clean_session=True)
         if will is not None:
@@ -151,6 +153,8 @@ class _BrokerLink:
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any,
                     properties: Any) -> None:
+        with self._lock:
+            self._pending -= 1
         self.net.count_acked()
 
     def publish(self, msg: Message) -> None:
@@ -159,13 +163,29 @@ class _BrokerLink:
             self.net.count_lost()
             log.warning("%s: publish queue full, message on %s lost", self.client_id, msg.topic)
         else:
+            with self._lock:
+                self._pending += 1
             self.net.count_sent()
 
+    def _flush(self, timeout: float = 5.0) -> None:
+        """Wait until the broker has what was published before this instant of simulated time."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.connected.is_set():
+            with self._lock:
+                if self._pending <= 0:
+                    return
+            time.sleep(0.01)
+
     def drop(self) -> None:
-        """Close the socket without DISCONNECT, as a device that loses Wi-Fi does."""
+        """Close the socket without DISCONNECT, as a device that loses Wi-Fi does.
+
+        Messages the device published before the drop reach the broker first, as
+        they would have on the air (the drop comes after them in simulated time).
+        """
+        self._flush()
         self.client.loop_stop()
         sock = self.client.socket()
-        if sock is not None:
+        if isinstance(sock, socket.socket):
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -173,6 +193,7 @@ class _BrokerLink:
             sock.close()
 
     def close(self) -> None:
+        self._flush()
         try:
             self.client.disconnect()
         finally:

@@ -92,7 +92,7 @@ class ScenarioRun:
             if event.device is not None and event.device not in targets:
                 raise ScenarioError(f"event at {event.at:.0f}s names device {event.device!r}, "
                                     f"which the site does not have ({', '.join(targets)})")
-            target = targets.get(event.device) if event.device else self.built.world
+            target: Any = targets[event.device] if event.device else self.built.world
             if event.action not in RUN_ACTIONS and event.action not in target.actions:
                 what = f"device {event.device!r}" if event.device else "the world"
                 raise ScenarioError(f"event at {event.at:.0f}s: {what} cannot {event.action!r};"
