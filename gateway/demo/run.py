@@ -27,6 +27,8 @@ from gateway.demo.view import render
 
 log = logging.getLogger("gateway.demo")
 
+FRAME_RULE = "-" * 72  # starts each screen when the output is not a terminal
+
 
 @dataclass
 class DemoOptions:
@@ -129,7 +131,7 @@ class Demo:
         if self.tty:
             self.out.write("\033[H\033[2J" + text + "\n")
         else:
-            self.out.write(text + "\n\n")
+            self.out.write(FRAME_RULE + "\n" + text + "\n")
         self.out.flush()
 
     async def main(self) -> int:

@@ -149,9 +149,14 @@ class MqttDevice(SimDevice):
             self.sim.after(i * every, lambda: self.do_wifi_drop({"for": down}))
 
     def do_broker_lost(self, args: Mapping[str, Any]) -> None:
-        """The broker went away: the connection is gone (no will: the broker is down)."""
+        """The broker is going down: the connection is lost without a DISCONNECT.
+
+        Mosquitto 2 publishes the wills of its clients as it shuts down, and with
+        persistence keeps them for persistent sessions (seen with 2.0.11), so a
+        subscriber such as the gateway sees every device go offline and come back.
+        """
         if self.link is not None and self.online:
-            self.link.close()
+            self.link.drop()
         self.online = False
 
     def do_broker_back(self, args: Mapping[str, Any]) -> None:
