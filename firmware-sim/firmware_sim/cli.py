@@ -126,7 +126,6 @@ def cmd_run(args: argparse.Namespace, out: IO[str]) -> int:
     if args.broker is None and args.record is None:
         raise ScenarioError("give --broker HOST:PORT to publish, or --record FILE to record")
     scenario = load_scenario(args.scenario)
-    record_file = open(args.record, "w", encoding="utf-8") if args.record else None  # noqa: SIM115
     broker: BrokerNetwork | None = None
     if args.broker is not None:
         host, port = args.broker
@@ -142,6 +141,8 @@ def cmd_run(args: argparse.Namespace, out: IO[str]) -> int:
     run = ScenarioRun(scenario, None, args.seed, args.start, speed, dict(args.on), report,
                       args.duration)
     runs.append(run)
+    # Opened only now, so a scenario with a mistake leaves no file behind.
+    record_file = open(args.record, "w", encoding="utf-8") if args.record else None  # noqa: SIM115
     # The recording stamps messages with this run's simulated time.
     recording = Recording(run.sim, out=record_file) if record_file is not None else None
     network: Network | None = broker

@@ -90,18 +90,18 @@ class ScenarioRun:
         targets = self.built.targets
         for event in self.scenario.events:
             if event.device is not None and event.device not in targets:
-                raise ScenarioError(f"event at {event.at:.0f}s names device {event.device!r}, "
-                                    f"which the site does not have ({', '.join(targets)})")
+                raise ScenarioError(f"{event.where}: device {event.device!r} is not at the site "
+                                    f"(it has {', '.join(targets)})")
             target: Any = targets[event.device] if event.device else self.built.world
             if event.action not in RUN_ACTIONS and event.action not in target.actions:
                 what = f"device {event.device!r}" if event.device else "the world"
-                raise ScenarioError(f"event at {event.at:.0f}s: {what} cannot {event.action!r};"
-                                    f" it can: {', '.join(target.actions)}")
+                raise ScenarioError(f"{event.where}: {what} cannot {event.action!r}; it can: "
+                                    f"{', '.join(target.actions)}")
         for booking in self.scenario.bookings:
             for use in booking.uses:
                 if use.split(":")[0] not in targets:
-                    raise ScenarioError(f"booking {booking.name!r} uses {use!r}, which the site "
-                                        "does not have")
+                    raise ScenarioError(f"{self.scenario.path}: booking {booking.name!r} uses "
+                                        f"{use!r}, which the site does not have")
 
     def gateway_devices(self) -> list[dict[str, Any]]:
         return self.built.gateway_devices()

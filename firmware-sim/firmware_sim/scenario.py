@@ -24,11 +24,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from dateutil.rrule import rrulestr
+
 from firmware_sim.devices.base import ScenarioError
-from firmware_sim.site import Site, _read_yaml, load_site
+from firmware_sim.site import Site, load_site
+from firmware_sim.yamlfile import read_yaml
 
 SCENARIOS_DIR = Path(__file__).parent / "scenarios"
 
@@ -74,6 +78,7 @@ class Event:
     action: str
     device: str | None
     args: Mapping[str, Any]
+    where: str = ""  # file and index, for error messages
 
 
 @dataclass(frozen=True)
@@ -96,10 +101,16 @@ def _booking(data: Any, where: str) -> Booking:
     if unknown:
         raise ScenarioError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     at = str(data.get("at", ""))
-    if not re.match(r"^\d{1,2}:\d{2}$", at):
-        raise ScenarioError(f"{where}.at: {at!r} is not a local time HH:MM")
+    m = re.match(r"^(\d{1,2}):(\d{2})$", at)
+    if m is None or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+        raise ScenarioError(f"{where}.at: {at!r} is not a local time HH:MM (00:00 to 23:59)")
     if "rrule" not in data:
         raise ScenarioError(f"{where}: a booking needs an rrule, e.g. FREQ=WEEKLY;BYDAY=MO")
+    try:
+        rrulestr(str(data["rrule"]), dtstart=datetime(2026, 1, 1))
+    except (ValueError, TypeError) as exc:
+        raise ScenarioError(f"{where}.rrule: {data['rrule']!r} is not an RFC 5545 RRULE "
+                            f"({exc})") from None
     return Booking(str(data.get("name", "booking")), str(data["rrule"]), at,
                    parse_duration(data.get("for", "2h"), f"{where}.for"),
                    int(data.get("people", 20)), tuple(str(u) for u in data.get("uses", [])))
@@ -117,7 +128,7 @@ def _event(data: Any, where: str) -> Event:
     if isinstance(action, bool):  # YAML reads a bare on/off as true/false
         action = "on" if action else "off"
     return Event(parse_duration(data["at"], f"{where}.at"), str(action),
-                 str(device) if device is not None else None, args)
+                 str(device) if device is not None else None, args, where)
 
 
 def load_scenario(name_or_path: str) -> Scenario:
@@ -128,7 +139,7 @@ def load_scenario(name_or_path: str) -> Scenario:
     if not path.exists():
         known = ", ".join(s for s in scenario_names())
         raise ScenarioError(f"no scenario {name_or_path!r} (known: {known})")
-    data = _read_yaml(path, "scenario")
+    data = read_yaml(path, "scenario")
     unknown = set(data) - {"scenario", "description", "site", "duration", "bookings", "events",
                            "devices", "start"}
     if unknown:

@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from firmware_sim.devices import WORLDS, device_class, load_class
 from firmware_sim.devices.base import ScenarioError, SimDevice
 from firmware_sim.engine import Simulation
 from firmware_sim.world import World
+from firmware_sim.yamlfile import read_yaml
 
 SITES_DIR = Path(__file__).parent / "sites"
 
@@ -44,18 +43,6 @@ class Site:
     path: Path | None = None
 
 
-def _read_yaml(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ScenarioError(f"cannot read {what} {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ScenarioError(f"{path}: expected a mapping at the top")
-    return data
-
-
 def load_site(name_or_path: str) -> Site:
     """A site by name (firmware_sim/sites/<name>.yaml) or by file path."""
     path = Path(name_or_path)
@@ -64,7 +51,7 @@ def load_site(name_or_path: str) -> Site:
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in SITES_DIR.glob("*.yaml")))
         raise ScenarioError(f"no site {name_or_path!r} (known: {known})")
-    data = _read_yaml(path, "site")
+    data = read_yaml(path, "site")
     unknown = set(data) - {"site", "description", "timezone", "world", "gateway", "devices",
                            "heating"}
     if unknown:

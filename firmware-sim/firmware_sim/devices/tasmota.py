@@ -63,6 +63,8 @@ class TasmotaPlug(MqttDevice):
         self.yesterday_wh = 1000 * 1.5 * self.rng.random()
         self.period_start_wh = self.total_wh
         self.tele_gen = 0
+        self.boot_count = 7
+        self.booted = True  # INFO1..3 go out on the first connection after a boot
         sim.every(METER_STEP, self._sample)
 
     @property
@@ -90,11 +92,12 @@ class TasmotaPlug(MqttDevice):
                        "GroupTopic": "cmnd/tasmotas/"}},
             {"Info2": {"WebServerMode": "Admin", "Hostname": f"{self.topic}-{self.mac[-4:]}",
                        "IPAddress": f"192.168.1.{20 + int(self.mac[-2:], 16) % 200}"}},
-            {"Info3": {"RestartReason": "Power On", "BootCount": 7}},
+            {"Info3": {"RestartReason": "Power On", "BootCount": self.boot_count}},
         ]
         out = [Message(f"tele/{self.topic}/LWT", b"Online", retain=True)]
-        out += [Message(f"tele/{self.topic}/INFO{i + 1}", _dumps(x).encode())
-                for i, x in enumerate(info)]
+        if self.booted:
+            out += [Message(f"tele/{self.topic}/INFO{i + 1}", _dumps(x).encode())
+                    for i, x in enumerate(info)]
         for i, m in enumerate(self.meters):
             out += self._switched(i, m.on)
         return out
@@ -106,6 +109,7 @@ class TasmotaPlug(MqttDevice):
                 Message(f"stat/{self.topic}/{name}", word.encode())]
 
     def on_connected(self) -> None:
+        self.booted = False
         self.tele_gen += 1  # a reconnect restarts the TelePeriod timer
         gen = self.tele_gen
         self.sim.every(self.teleperiod, self._tele, first=self.sim.now + FIRST_TELE_AFTER,
@@ -198,6 +202,8 @@ class TasmotaPlug(MqttDevice):
     def do_restart(self, args: Mapping[str, Any]) -> None:
         """A power cycle: off the network for the boot time, uptime starts again."""
         self.booted_at = self.sim.now
+        self.boot_count += 1
+        self.booted = True
         self.do_wifi_drop({"for": args.get("for", 8)})
 
     def describe(self) -> str:
