@@ -49,3 +49,22 @@ def test_commented_out_sinks_in_the_example_are_valid_too(path: Path):
         pytest.skip("no commented-out sinks in this example")
     uncommented = parse_config("\n".join(out) + "\n", str(path), env=ENV)
     assert len(uncommented.sinks) == len(load_config(path, env=ENV).sinks) + shown
+
+
+def test_hall_example_reads_every_device_of_the_simulated_hall():
+    """`gateway-sim` (site village-hall) and deploy/examples/hall.yaml describe one hall."""
+    from firmware_sim.runner import ScenarioRun
+    from firmware_sim.scenario import Scenario
+    from firmware_sim.site import load_site
+
+    site = load_site("village-hall")
+    simulated = ScenarioRun(Scenario(site.name, "", site, 0), None, duration=0).gateway_devices()
+    path = next(p for p in EXAMPLES if p.name == "hall.yaml")
+    example = {d.id: d for d in load_config(path, env=ENV).devices}
+    assert {d["id"] for d in simulated} == set(example)
+    for sim in simulated:
+        dev = example[sim["id"]]
+        assert dev.profile == sim["profile"]
+        params = {k: v for k, v in sim.items() if k not in ("id", "profile", "priority", "tags")}
+        assert dict(dev.params) == params, sim["id"]
+        assert dev.priority == sim.get("priority", "normal")
