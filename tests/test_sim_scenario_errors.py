@@ -164,3 +164,15 @@ def test_unquoted_times_and_switch_words_read_as_written(tmp_path: Path) -> None
     with pytest.raises(ScenarioError, match="is not a duration"):
         path.write_text(path.read_text().replace("at: 1h30m", "at: 1:30"))
         load_scenario(str(path))
+
+
+def test_a_misspelt_device_setting_in_a_site_file_is_named(tmp_path: Path) -> None:
+    from firmware_sim.site import SITES_DIR
+
+    site = tmp_path / "hall.yaml"
+    site.write_text((SITES_DIR / "village-hall.yaml").read_text()
+                    .replace("topic: kitchen_urn", "topc: kitchen_urn"))
+    path = tmp_path / "s.yaml"
+    path.write_text(f"scenario: s\nsite: {site}\nduration: 1h\n")
+    text = error_for(path)
+    assert "'kitchen-urn'" in text and "topc" in text and "topic" in text

@@ -239,15 +239,10 @@ class Elm327Device(SimDevice):
 
     kind: ClassVar[str] = "elm327"
     actions: ClassVar[tuple[str, ...]] = ()
-    SETTINGS: ClassVar[tuple[str, ...]] = ("id", "kind", "link", "bus", "linefeeds")
+    settings: ClassVar[tuple[str, ...]] = ("id", "kind", "link", "bus", "linefeeds")
 
     def __init__(self, sim: Simulation, spec: Mapping[str, Any], env: Any) -> None:
         super().__init__(sim, spec, env)
-        unknown = set(spec) - set(self.SETTINGS)
-        if unknown:
-            raise ScenarioError(f"device {self.id!r} (elm327): no setting(s) "
-                                f"{', '.join(sorted(unknown))}; it takes: "
-                                + ", ".join(self.SETTINGS[2:]))
         if not isinstance(env, Vehicle):
             raise ScenarioError(f"device {self.id!r} (elm327) plugs into a car: "
                                 "the site needs world: {kind: car}")

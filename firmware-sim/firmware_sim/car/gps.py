@@ -42,16 +42,11 @@ class GpsDevice(SimDevice):
 
     kind: ClassVar[str] = "gps"
     actions: ClassVar[tuple[str, ...]] = ()
-    SETTINGS: ClassVar[tuple[str, ...]] = ("id", "kind", "period", "link", "power", "fix_after",
+    settings: ClassVar[tuple[str, ...]] = ("id", "kind", "period", "link", "power", "fix_after",
                                            "talker")
 
     def __init__(self, sim: Simulation, spec: Mapping[str, Any], env: Any) -> None:
         super().__init__(sim, spec, env)
-        unknown = set(spec) - set(self.SETTINGS)
-        if unknown:
-            raise ScenarioError(f"device {self.id!r} (gps): no setting(s) "
-                                f"{', '.join(sorted(unknown))}; it takes: "
-                                + ", ".join(self.SETTINGS[2:]))
         if not isinstance(env, Vehicle):
             raise ScenarioError(f"device {self.id!r} (gps) rides in a car: "
                                 "the site needs world: {kind: car}")

@@ -24,11 +24,18 @@ class SimDevice:
 
     kind: ClassVar[str] = ""
     actions: ClassVar[tuple[str, ...]] = ()
+    #: the keys a site file may give this kind (a typo is an error, not ignored)
+    settings: ClassVar[tuple[str, ...]] = ("id", "kind")
 
     def __init__(self, sim: Simulation, spec: Mapping[str, Any], env: Any) -> None:
         self.sim = sim
         self.spec = dict(spec)
         self.id: str = str(spec["id"])
+        unknown = set(spec) - set(self.settings)
+        if unknown:
+            raise ScenarioError(f"device {self.id!r} ({self.kind}): no setting(s) "
+                                f"{', '.join(sorted(unknown))}; it takes: "
+                                + ", ".join(s for s in self.settings if s not in ("id", "kind")))
         self.env = env  # the site's shared physical world (the hall, the car)
         self.rng = sim.rng(self.id)
 
@@ -68,6 +75,8 @@ class MqttDevice(SimDevice):
 
     actions: ClassVar[tuple[str, ...]] = ("wifi-drop", "flap", "broker-lost", "broker-back")
     profile: ClassVar[str] = ""  # the gateway's device profile that reads this firmware
+    settings: ClassVar[tuple[str, ...]] = (*SimDevice.settings, "priority", "tags", "uptime",
+                                           "signal")
 
     def __init__(self, sim: Simulation, spec: Mapping[str, Any], env: Any) -> None:
         super().__init__(sim, spec, env)

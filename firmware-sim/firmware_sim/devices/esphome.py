@@ -30,6 +30,8 @@ class EsphomeHeating(MqttDevice):
 
     kind: ClassVar[str] = "esphome-heating"
     profile: ClassVar[str] = "esphome"
+    settings: ClassVar[tuple[str, ...]] = (*MqttDevice.settings, "node", "comfort", "setback",
+                                           "hysteresis")
     actions: ClassVar[tuple[str, ...]] = (
         *MqttDevice.actions, "comfort", "setback", "hold", "release", "mode")
 

@@ -33,6 +33,8 @@ class ShellyPlusPlugS(MqttDevice):
 
     kind: ClassVar[str] = "shelly-plug"
     profile: ClassVar[str] = "shelly"
+    settings: ClassVar[tuple[str, ...]] = (*MqttDevice.settings, "prefix", "load", "relay",
+                                           "energy_kwh")
     actions: ClassVar[tuple[str, ...]] = (*MqttDevice.actions, "on", "off")
 
     def __init__(self, sim: Simulation, spec: Mapping[str, Any], env: Any) -> None:

@@ -39,6 +39,8 @@ class TasmotaPlug(MqttDevice):
 
     kind: ClassVar[str] = "tasmota"
     profile: ClassVar[str] = "tasmota"
+    settings: ClassVar[tuple[str, ...]] = (*MqttDevice.settings, "topic", "teleperiod", "module",
+                                           "channels", "energy_kwh")
     actions: ClassVar[tuple[str, ...]] = (*MqttDevice.actions, "on", "off", "restart")
 
     def __init__(self, sim: Simulation, spec: Mapping[str, Any], env: Any) -> None:

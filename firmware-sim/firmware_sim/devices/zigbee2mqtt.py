@@ -33,11 +33,18 @@ class ZigbeeBulb:
     """One colour-temperature bulb, reached through its bridge."""
 
     actions: ClassVar[tuple[str, ...]] = ("on", "off", "dim", "unplug")
+    settings: ClassVar[tuple[str, ...]] = ("id", "friendly_name", "priority", "tags", "lit",
+                                           "brightness", "color_temp", "linkquality")
 
     def __init__(self, bridge: Zigbee2MqttBridge, spec: Mapping[str, Any]) -> None:
         self.bridge = bridge
         self.spec = dict(spec)
-        self.id = str(spec["id"])
+        self.id = str(spec.get("id", ""))
+        unknown = set(spec) - set(self.settings)
+        if not self.id or unknown:
+            raise ScenarioError(f"bulb {self.id!r} of {bridge.id!r}: needs an id; "
+                                f"unknown setting(s): {', '.join(sorted(unknown)) or 'none'}; "
+                                f"it takes: {', '.join(self.settings[1:])}")
         self.name = str(spec.get("friendly_name") or self.id.replace("-", "_"))
         self.on = bool(spec.get("lit", False))
         self.brightness = int(spec.get("brightness", 254))
@@ -112,6 +119,7 @@ class Zigbee2MqttBridge(MqttDevice):
 
     kind: ClassVar[str] = "zigbee2mqtt"
     profile: ClassVar[str] = "zigbee2mqtt"
+    settings: ClassVar[tuple[str, ...]] = (*MqttDevice.settings, "version", "base_topic", "bulbs")
 
     def __init__(self, sim: Simulation, spec: Mapping[str, Any], env: Any) -> None:
         super().__init__(sim, spec, env)
