@@ -176,3 +176,19 @@ def test_a_misspelt_device_setting_in_a_site_file_is_named(tmp_path: Path) -> No
     path.write_text(f"scenario: s\nsite: {site}\nduration: 1h\n")
     text = error_for(path)
     assert "'kitchen-urn'" in text and "topc" in text and "topic" in text
+
+
+def test_run_against_no_broker_says_so_at_once() -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = subprocess.run([sys.executable, "-m", "firmware_sim.cli", "run", "--scenario",
+                           "plug-offline", "--broker", f"127.0.0.1:{port}"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert f"no MQTT broker answers on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr

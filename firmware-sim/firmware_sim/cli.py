@@ -14,6 +14,7 @@ import logging
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -129,6 +130,11 @@ def cmd_run(args: argparse.Namespace, out: IO[str]) -> int:
     broker: BrokerNetwork | None = None
     if args.broker is not None:
         host, port = args.broker
+        try:
+            socket.create_connection((host, port), timeout=5).close()
+        except OSError as exc:
+            raise ScenarioError(f"no MQTT broker answers on {host}:{port} ({exc.strerror or exc})"
+                                ) from None
         broker = BrokerNetwork(host, port, username=args.username,
                                password=os.environ.get("SIM_MQTT_PASSWORD"))
     speed = args.speed if args.speed is not None else (60.0 if broker else 0.0)
