@@ -76,7 +76,7 @@ class _Publisher(threading.Thread):
             dev = self.devices[i % len(self.devices)]
             i += 1
             dev.sim.now = time.time()
-            dev._sample()
+            dev.sample()
             info = self.client.publish(f"tele/{dev.topic}/SENSOR",
                                        json.dumps(dev.sensor(), separators=(",", ":")), qos=1)
             if info.rc == mqtt.MQTT_ERR_SUCCESS or info.rc == mqtt.MQTT_ERR_NO_CONN:

@@ -7,10 +7,10 @@ device (`ignition-on`, `setpoint`...) go to the world.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from firmware_sim.devices.base import ScenarioError
+from firmware_sim.devices.base import perform_action
 from firmware_sim.engine import Simulation
 
 
@@ -43,9 +43,4 @@ class World:
         return ""
 
     def perform(self, action: str, args: Mapping[str, Any]) -> None:
-        handler: Callable[[Mapping[str, Any]], None] | None = getattr(
-            self, "do_" + action.replace("-", "_"), None)
-        if handler is None or action not in self.actions:
-            raise ScenarioError(f"the {self.kind} world cannot {action!r}; it can: "
-                                + (", ".join(self.actions) or "nothing"))
-        handler(args)
+        perform_action(self, f"the {self.kind} world", action, args)

@@ -19,6 +19,19 @@ class ScenarioError(ValueError):
     """A scenario or site file asks for something that cannot be done; the text says what."""
 
 
+def perform_action(target: Any, who: str, action: str, args: Mapping[str, Any]) -> None:
+    """Run `target.do_<action>(args)` if `action` is one of `target.actions`.
+
+    `who` names the target in the error ("device 'kitchen-urn' (tasmota)").
+    """
+    handler: Callable[[Mapping[str, Any]], None] | None = getattr(
+        target, "do_" + action.replace("-", "_"), None)
+    if handler is None or action not in target.actions:
+        raise ScenarioError(f"{who} cannot {action!r}; it can: "
+                            + (", ".join(target.actions) or "nothing"))
+    handler(args)
+
+
 class SimDevice:
     """Base of all simulated devices. Subclasses set `kind` and override the hooks."""
 
@@ -62,12 +75,7 @@ class SimDevice:
         """Release what the device holds (links, pseudo-terminals)."""
 
     def perform(self, action: str, args: Mapping[str, Any]) -> None:
-        handler: Callable[[Mapping[str, Any]], None] | None = getattr(
-            self, "do_" + action.replace("-", "_"), None)
-        if handler is None or action not in self.actions:
-            raise ScenarioError(f"device {self.id!r} ({self.kind}) cannot {action!r}; it can: "
-                                + ", ".join(self.actions))
-        handler(args)
+        perform_action(self, f"device {self.id!r} ({self.kind})", action, args)
 
 
 class MqttDevice(SimDevice):

@@ -67,7 +67,7 @@ class TasmotaPlug(MqttDevice):
         self.tele_gen = 0
         self.boot_count = 7
         self.booted = True  # INFO1..3 go out on the first connection after a boot
-        sim.every(METER_STEP, self._sample)
+        sim.every(METER_STEP, self.sample)
 
     @property
     def total_wh(self) -> float:
@@ -119,7 +119,8 @@ class TasmotaPlug(MqttDevice):
 
     # -- telemetry -----------------------------------------------------------------------------
 
-    def _sample(self) -> None:
+    def sample(self) -> None:
+        """Integrate energy to now and take new power readings (also load mode's per message)."""
         for m in self.meters:
             m.sample(self.sim.now, self.env)
         today = self.sim.local().date()
@@ -132,7 +133,7 @@ class TasmotaPlug(MqttDevice):
         return self.sim.local().strftime("%Y-%m-%dT%H:%M:%S")
 
     def _tele(self) -> None:
-        self._sample()
+        self.sample()
         self.publish(f"tele/{self.topic}/STATE", _dumps(self.state()))
         self.publish(f"tele/{self.topic}/SENSOR", _dumps(self.sensor()))
 

@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from firmware_sim.devices.base import MqttDevice, ScenarioError
+from firmware_sim.devices.base import MqttDevice, ScenarioError, perform_action
 from firmware_sim.engine import Message, Simulation
 
 AVAILABILITY_TIMEOUT = 600.0  # availability.active.timeout, 10 minutes
@@ -75,20 +75,27 @@ class ZigbeeBulb:
             self.bridge.publish(self.topic, _dumps(self.state()))
 
     def perform(self, action: str, args: Mapping[str, Any]) -> None:
-        if action not in self.actions:
-            raise ScenarioError(f"bulb {self.id!r} cannot {action!r}; it can: "
-                                + ", ".join(self.actions))
-        if action == "unplug":
-            self._unplug(float(args.get("for", 1800)))
-            return
+        perform_action(self, f"bulb {self.id!r}", action, args)
+
+    def _command(self, on: bool, brightness: int | None = None) -> None:
         if not self.powered:
             return  # a bulb without power hears no commands
-        if action == "dim":
-            self.brightness = max(1, min(254, int(args.get("brightness", 127))))
-            self.on = True
-        else:
-            self.on = action == "on"
+        if brightness is not None:
+            self.brightness = max(1, min(254, brightness))
+        self.on = on
         self.report()
+
+    def do_on(self, args: Mapping[str, Any]) -> None:
+        self._command(True)
+
+    def do_off(self, args: Mapping[str, Any]) -> None:
+        self._command(False)
+
+    def do_dim(self, args: Mapping[str, Any]) -> None:
+        self._command(True, int(args.get("brightness", 127)))
+
+    def do_unplug(self, args: Mapping[str, Any]) -> None:
+        self._unplug(float(args.get("for", 1800)))
 
     def _unplug(self, seconds: float) -> None:
         self.powered = False
