@@ -26,7 +26,7 @@ import yaml
 from firmware_sim.devices.base import ScenarioError
 from firmware_sim.network import BrokerNetwork, Network, Recording
 from firmware_sim.runner import ScenarioRun
-from firmware_sim.scenario import load_scenario, parse_duration, scenario_names
+from firmware_sim.scenario import format_duration, load_scenario, parse_duration, scenario_names
 from firmware_sim.site import gateway_config, load_site
 
 
@@ -138,15 +138,13 @@ def cmd_run(args: argparse.Namespace, out: IO[str]) -> int:
         broker = BrokerNetwork(host, port, username=args.username,
                                password=os.environ.get("SIM_MQTT_PASSWORD"))
     speed = args.speed if args.speed is not None else (60.0 if broker else 0.0)
-    runs: list[ScenarioRun] = []
 
     def report(ts: float, text: str) -> None:
-        out.write(f"[{_clock(runs[0], ts)}] {text}\n")
+        out.write(f"[{_clock(run, ts)}] {text}\n")
         out.flush()
 
     run = ScenarioRun(scenario, None, args.seed, args.start, speed, dict(args.on), report,
                       args.duration)
-    runs.append(run)
     # Opened only now, so a scenario with a mistake leaves no file behind.
     record_file = open(args.record, "w", encoding="utf-8") if args.record else None  # noqa: SIM115
     # The recording stamps messages with this run's simulated time.
@@ -162,19 +160,23 @@ def cmd_run(args: argparse.Namespace, out: IO[str]) -> int:
     where = f"broker {args.broker[0]}:{args.broker[1]}" if broker else f"recording {args.record}"
     pace = f"x{speed:g}" if speed else "as fast as possible"
     out.write(f"scenario {scenario.name} (site {scenario.site.name}, seed {args.seed}) from "
-              f"{_clock(run, run.sim.start)} for {(run.end - run.sim.start) / 3600:g} h, "
+              f"{_clock(run, run.sim.start)} for {format_duration(run.end - run.sim.start)}, "
               f"{pace}, to {where}\n")
-    started = time.monotonic()
-    try:
-        run.start_devices()
+
+    def started() -> None:
         for d in run.built.devices:
             if d.endpoint():
                 out.write(f"  {d.id}: {d.endpoint()}\n")
-        run._wall0 = time.monotonic()
-        _run_with_progress(run, out, broker)
+
+    def progress() -> None:
+        sent = f"{broker.sent} messages, " if broker else ""
+        out.write(f"[{_clock(run, run.sim.now)}] {sent}{run.built.world.describe()}\n")
+        out.flush()
+
+    began = time.monotonic()
+    try:
+        run.run(started, progress)
     finally:
-        for d in run.built.devices:
-            d.stop()
         if broker is not None:
             broker.wait_acked(10)
             broker.close()
@@ -182,25 +184,9 @@ def cmd_run(args: argparse.Namespace, out: IO[str]) -> int:
             record_file.close()
     sent = broker.sent if broker else len(recording.messages if recording else [])
     out.write(f"done at {_clock(run, run.sim.now)}: {sent} messages in "
-              f"{time.monotonic() - started:.1f} s"
+              f"{time.monotonic() - began:.1f} s"
               + (f", {broker.acked} acknowledged by the broker" if broker else "") + "\n")
     return 0
-
-
-def _run_with_progress(run: ScenarioRun, out: IO[str], broker: BrokerNetwork | None) -> None:
-    last = time.monotonic()
-
-    def pace(t: float) -> None:
-        nonlocal last
-        run._pace(t)
-        now = time.monotonic()
-        if run.speed and now - last >= 10:
-            last = now
-            sent = f"{broker.sent} messages, " if broker else ""
-            out.write(f"[{_clock(run, run.sim.now)}] {sent}{run.built.world.describe()}\n")
-            out.flush()
-
-    run.sim.run_until(run.end, pace)
 
 
 class _Tee:

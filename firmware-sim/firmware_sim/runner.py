@@ -206,12 +206,29 @@ class ScenarioRun:
             d.start(self.network)
         self._schedule()
 
-    def run(self) -> None:
-        """Start every device and run to the end (or until stop())."""
-        self._wall0 = time.monotonic()
-        self.start_devices()
+    def run(self, on_started: Callable[[], None] | None = None,
+            progress: Callable[[], None] | None = None, progress_every: float = 10.0) -> None:
+        """Start every device and run to the end (or until stop()).
+
+        `on_started` is called once the devices are up; `progress`, on a paced run,
+        every `progress_every` seconds of wall-clock time.
+        """
         try:
-            self.sim.run_until(self.end, self._pace)
+            self.start_devices()
+            if on_started is not None:
+                on_started()
+            # The clock starts once connecting (which takes real time) is done.
+            self._wall0 = last = time.monotonic()
+
+            def pace(t: float) -> None:
+                nonlocal last
+                self._pace(t)
+                if progress is not None and self.speed and time.monotonic() - last >= \
+                        progress_every:
+                    last = time.monotonic()
+                    progress()
+
+            self.sim.run_until(self.end, pace)
         finally:
             for d in self.built.devices:
                 d.stop()
