@@ -53,12 +53,9 @@ def test_commented_out_sinks_in_the_example_are_valid_too(path: Path):
 
 def test_hall_example_reads_every_device_of_the_simulated_hall():
     """`gateway-sim` (site village-hall) and deploy/examples/hall.yaml describe one hall."""
-    from firmware_sim.runner import ScenarioRun
-    from firmware_sim.scenario import Scenario
-    from firmware_sim.site import load_site
+    from firmware_sim.site import gateway_devices, load_site
 
-    site = load_site("village-hall")
-    simulated = ScenarioRun(Scenario(site.name, "", site, 0), None, duration=0).gateway_devices()
+    simulated = gateway_devices(load_site("village-hall"))
     path = next(p for p in EXAMPLES if p.name == "hall.yaml")
     example = {d.id: d for d in load_config(path, env=ENV).devices}
     assert {d["id"] for d in simulated} == set(example)

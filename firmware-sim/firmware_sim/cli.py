@@ -27,7 +27,7 @@ from firmware_sim.devices.base import ScenarioError
 from firmware_sim.network import BrokerNetwork, Network, Recording
 from firmware_sim.runner import ScenarioRun
 from firmware_sim.scenario import format_duration, load_scenario, parse_duration, scenario_names
-from firmware_sim.site import gateway_config, load_site
+from firmware_sim.site import gateway_config, gateway_devices, load_site
 
 
 def _broker(text: str) -> tuple[str, int]:
@@ -110,16 +110,13 @@ def cmd_list(out: IO[str]) -> int:
 def cmd_config(args: argparse.Namespace, out: IO[str]) -> int:
     if args.scenario:
         sc = load_scenario(args.scenario)
-        run = ScenarioRun(sc, None, duration=0)
-        site = sc.site
+        site, devices = sc.site, gateway_devices(sc.site, sc.devices)
     elif args.site:
-        from firmware_sim.scenario import Scenario
-
         site = load_site(args.site)
-        run = ScenarioRun(Scenario(site.name, "", site, 0), None, duration=0)
+        devices = gateway_devices(site)
     else:
         raise ScenarioError("give --scenario NAME or --site NAME")
-    yaml.safe_dump(gateway_config(site, run.gateway_devices()), out, sort_keys=False)
+    yaml.safe_dump(gateway_config(site, devices), out, sort_keys=False)
     return 0
 
 

@@ -102,6 +102,12 @@ def build(site: Site, sim: Simulation, overrides: Mapping[str, Mapping[str, Any]
     return Built(world, devices, targets)
 
 
+def gateway_devices(site: Site, overrides: Mapping[str, Mapping[str, Any]] | None = None
+                    ) -> list[dict[str, Any]]:
+    """The gateway `devices:` entries that read a site (with a scenario's `overrides`)."""
+    return build(site, Simulation(0, timezone=site.timezone), overrides).gateway_devices()
+
+
 def gateway_config(site: Site, devices: list[dict[str, Any]]) -> dict[str, Any]:
     """The gateway config (as a dict for YAML) that reads this site's devices."""
     gw = dict(site.gateway)

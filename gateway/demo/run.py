@@ -51,15 +51,15 @@ def demo_config(site: Any, devices: list[dict[str, Any]], host: str, port: int, 
     ]
     if influx:
         sinks.append({"name": "influx", "type": "influx", "url": influx})
-    gw = dict(site.gateway)
-    return {
-        "gateway": {**gw, "data_dir": "store", "timezone": site.timezone,
-                    "http": {"port": http_port}},
-        "mqtt": {"host": host, "port": port, "protocol": protocol,
-                 "client_id": f"gateway-demo-{gw.get('name', 'hall')}"},
-        "devices": devices,
-        "sinks": sinks,
-    }
+    from firmware_sim.site import gateway_config
+
+    config = gateway_config(site, devices)
+    gw = config["gateway"]
+    gw.update({"data_dir": "store", "http": {"port": http_port}})
+    config["mqtt"] = {"host": host, "port": port, "protocol": protocol,
+                      "client_id": f"gateway-demo-{gw.get('name', 'hall')}"}
+    config["sinks"] = sinks
+    return config
 
 
 class Demo:
