@@ -10,7 +10,7 @@ from collections import Counter
 import paho.mqtt.client as mqtt
 from programs.mosquitto import Mosquitto
 
-from firmware_sim.network import BrokerNetwork, Recording
+from firmware_sim.network import BrokerNetwork
 from firmware_sim.runner import ScenarioRun
 from firmware_sim.scenario import load_scenario
 
@@ -48,10 +48,7 @@ class Subscriber:
 
 def test_broker_receives_what_the_recording_holds(mosquitto: Mosquitto) -> None:
     scenario = load_scenario("plug-offline")
-    recorded = ScenarioRun(scenario, None, seed=9, start=START)
-    rec = Recording(recorded.sim)
-    recorded.network = rec
-    recorded.run()
+    rec = ScenarioRun(scenario, None, seed=9, start=START).record()
     expected = Counter((m.topic, m.payload) for m in rec.messages)
 
     watcher = Subscriber(mosquitto)

@@ -12,7 +12,6 @@ from collections import Counter, defaultdict
 
 import pytest
 import yaml
-from paho.mqtt.client import topic_matches_sub
 
 from firmware_sim.network import Recording
 from firmware_sim.runner import ScenarioRun
@@ -26,10 +25,7 @@ MQTT_SCENARIOS = [n for n in scenario_names() if load_scenario(n).site.name == "
 
 def record(name: str) -> tuple[ScenarioRun, Recording]:
     run = ScenarioRun(load_scenario(name), None, seed=5, start="2026-01-05T07:00")
-    rec = Recording(run.sim)
-    run.network = rec
-    run.run()
-    return run, rec
+    return run, run.record()
 
 
 @pytest.mark.parametrize("name", MQTT_SCENARIOS)
@@ -38,12 +34,11 @@ def test_every_message_decodes(name: str) -> None:
     config = parse_config(yaml.safe_dump({"gateway": {"name": "sim"},
                                           "devices": run.gateway_devices()}))
     decoder = Decoder(config.devices, ProfileLibrary.builtin(), "sim")
-    filters = decoder.subscriptions()
     problems: Counter[str] = Counter()
     readings: dict[str, set[str]] = defaultdict(set)
     received = 0
     for msg in rec.messages:
-        if not any(topic_matches_sub(f, msg.topic) for f in filters):
+        if not decoder.subscribed(msg.topic):
             continue
         received += 1
         decoded = decoder.decode(msg.topic, msg.payload, msg.ts)

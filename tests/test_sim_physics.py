@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from firmware_sim.network import Published, Recording
+from firmware_sim.network import Published
 from firmware_sim.runner import ScenarioRun
 from firmware_sim.scenario import load_scenario
 from firmware_sim.site import SITES_DIR
@@ -60,10 +60,7 @@ def record(scenario: str | Path, start: str | None = "2026-01-05T07:00") -> Reco
     """Run a scenario (name or file) into a recording, as fast as it goes."""
     sc = load_scenario(str(scenario))
     run = ScenarioRun(sc, None, seed=1, start=start, report=lambda ts, text: None)
-    rec = Recording(run.sim)
-    run.network = rec
-    run.run()
-    return Recorded(run.sim.start, rec.messages, sc)
+    return Recorded(run.sim.start, run.record().messages, sc)
 
 
 def local(ts: float) -> datetime:

@@ -15,9 +15,8 @@ from collections import Counter
 from typing import Any
 
 import yaml
-from paho.mqtt.client import topic_matches_sub
 
-from firmware_sim.network import BrokerNetwork, Recording
+from firmware_sim.network import BrokerNetwork
 from firmware_sim.runner import ScenarioRun
 from firmware_sim.scenario import load_scenario
 from gateway.config.load import parse_config
@@ -35,15 +34,12 @@ def key(device: str, metric: str, tags: dict[str, Any], value: float) -> tuple[A
 
 def expected_readings(devices: list[dict[str, Any]]) -> Counter[tuple[Any, ...]]:
     run = ScenarioRun(load_scenario("broker-restart"), None, seed=SEED, start=START)
-    rec = Recording(run.sim)
-    run.network = rec
-    run.run()
+    rec = run.record()
     config = parse_config(yaml.safe_dump({"gateway": {"name": "t"}, "devices": devices}))
     decoder = Decoder(config.devices, ProfileLibrary.builtin(), "t")
-    filters = decoder.subscriptions()
     out: Counter[tuple[Any, ...]] = Counter()
     for m in rec.messages:
-        if any(topic_matches_sub(f, m.topic) for f in filters):
+        if decoder.subscribed(m.topic):
             for r in decoder.decode(m.topic, m.payload, m.ts).readings:
                 out[key(r.tags["device"], r.metric, r.tags, r.value)] += 1
     return out

@@ -24,7 +24,7 @@ from dateutil.rrule import rrulestr
 
 from firmware_sim.devices.base import MqttDevice, ScenarioError
 from firmware_sim.engine import Simulation
-from firmware_sim.network import Network
+from firmware_sim.network import Network, Recording
 from firmware_sim.scenario import (
     RUN_ACTIONS,
     Booking,
@@ -232,6 +232,13 @@ class ScenarioRun:
         finally:
             for d in self.built.devices:
                 d.stop()
+
+    def record(self) -> Recording:
+        """Run with no broker, as fast as it goes; every message (and will) is kept."""
+        recording = Recording(self.sim)
+        self.network = recording
+        self.run()
+        return recording
 
     def stop(self) -> None:
         self.stop_event.set()

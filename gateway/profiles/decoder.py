@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from paho.mqtt.client import topic_matches_sub as mqtt_topic_matches
 
 from gateway.config.schema import DeviceConfig
 from gateway.config.validate import build
@@ -161,6 +162,10 @@ class Decoder:
             found = list(self.exact) + [route.filter for route in self.patterned]
             self._subscriptions = minimal_filters(found)
         return list(self._subscriptions)
+
+    def subscribed(self, topic: str) -> bool:
+        """Whether a message on `topic` would reach the gateway at all."""
+        return any(mqtt_topic_matches(f, topic) for f in self.subscriptions())
 
     def routes(self, topic: str) -> list[tuple[_Route, dict[str, str]]]:
         hit = self._cache.get(topic)
