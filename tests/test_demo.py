@@ -12,14 +12,14 @@ import threading
 import time
 from pathlib import Path
 
-from firmware_sim.runner import ScenarioRun
 from firmware_sim.scenario import load_scenario
+from firmware_sim.site import gateway_devices
 from gateway.demo.run import FRAME_RULE
 
 
 def demo_devices() -> list[str]:
-    run = ScenarioRun(load_scenario("demo-day"), None, duration=0)
-    return [d["id"] for d in run.gateway_devices()]
+    scenario = load_scenario("demo-day")
+    return [d["id"] for d in gateway_devices(scenario.site, scenario.devices)]
 
 
 class Output:
