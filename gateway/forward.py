@@ -3,6 +3,11 @@
 Each forwarder has its own store connection and its own backoff, so one dead
 sink never blocks another. A row leaves the store (purged by ingest) only when
 every sink's cursor has passed it.
+
+The rows a forwarder is sending are claimed (`InFlight`), so compaction and
+eviction leave them alone. A sink's `max_age` drops (counted) readings too old
+to be worth sending to it. If the store cannot record an outcome (disk full),
+the cursor stays where it was and the batch is sent again later: at least once.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from dataclasses import dataclass, field
 
 from gateway.sinks.base import Outcome, Sink
 from gateway.stats import Stats
-from gateway.store.outbox import Outbox
+from gateway.store.errors import classify
+from gateway.store.inflight import InFlight
+from gateway.store.outbox import Outbox, Row
 
 log = logging.getLogger("gateway.forward")
 
@@ -50,8 +57,12 @@ class Forwarder:
 
     def __init__(self, sink: Sink, outbox_factory: Callable[[], Outbox], stats: Stats,
                  batch_size: int, timeout: float, backoff: Backoff,
-                 poll_interval: float = 0.5) -> None:
+                 poll_interval: float = 0.5, inflight: InFlight | None = None,
+                 max_age: float = 0.0, clock: Callable[[], float] = time.time) -> None:
         self.sink = sink
+        self.inflight = inflight or InFlight()
+        self.max_age = max_age
+        self.clock = clock
         self._outbox_factory = outbox_factory
         self.stats = stats
         self.batch_size = batch_size
@@ -78,16 +89,20 @@ class Forwarder:
         self.new_data.set()
 
     async def run(self) -> None:
-        outbox = await asyncio.to_thread(self._outbox_factory)
+        outbox = await self._open()
+        if outbox is None:
+            return
         name = self.sink.name
         await self.sink.open()
         self._set_state("idle")
         try:
             while not self._stopping:
                 try:
-                    rows = await asyncio.to_thread(outbox.fetch, name, self.batch_size)
+                    rows = await asyncio.to_thread(self._fetch, outbox)
                 except sqlite3.Error as exc:
-                    log.error("sink %s: cannot read the store: %s", name, exc)
+                    self.inflight.release(name)
+                    log.error("sink %s: cannot read the store: %s", name,
+                              classify(exc).explain(exc))
                     await self._sleep(5.0)
                     continue
                 if not rows:
@@ -95,9 +110,14 @@ class Forwarder:
                         self._set_state("idle")
                     await self._idle()
                     continue
-                outcome = await self._send(rows)
-                await asyncio.to_thread(self._record, outbox, rows, outcome)
-                if outcome.stop:
+                try:
+                    outcome = await self._deliver(rows)
+                    recorded = await asyncio.to_thread(self._record, outbox, rows, outcome)
+                finally:
+                    self.inflight.release(name)
+                if not recorded:
+                    await self._sleep(5.0)
+                elif outcome.stop:
                     self._set_state("stopped", outcome.error)
                     log.error("sink %s STOPPED: %s. Its readings are kept in the store "
                               "(backlog grows); fix the cause and restart the gateway. "
@@ -119,6 +139,52 @@ class Forwarder:
             await self.sink.close()
             await asyncio.to_thread(outbox.close)
 
+    async def _open(self) -> Outbox | None:
+        """This forwarder's store connection; waits while the store cannot be opened."""
+        while not self._stopping:
+            try:
+                return await asyncio.to_thread(self._outbox_factory)
+            except sqlite3.Error as exc:
+                log.error("sink %s: cannot open the store: %s", self.sink.name,
+                          classify(exc).explain(exc))
+                await self._sleep(5.0)
+        return None
+
+    def _fetch(self, outbox: Outbox) -> list[Row]:
+        """The next batch, claimed before it is read (see InFlight)."""
+        name = self.sink.name
+        after = outbox.cursor(name)
+        with self.inflight.reading(name, after):
+            rows = outbox.rows_after(after, self.batch_size)
+        self.inflight.narrow(name, after, rows[-1].id if rows else after)
+        return rows
+
+    async def _deliver(self, rows: list[Row]) -> Outcome:
+        """Send the batch, less readings older than this sink's max_age (dropped, counted)."""
+        if not self.max_age:
+            return await self._send(rows)
+        oldest = self.clock() - self.max_age
+        fresh = [r for r in rows if r.ts >= oldest]
+        if len(fresh) == len(rows):
+            return await self._send(rows)
+        outcome = await self._send(fresh) if fresh else Outcome()
+        # Map `done` (a count of leading rows of `fresh`) back onto the whole batch:
+        # stale rows up to the last finished fresh one are done too, and dropped.
+        upto = fresh[outcome.done - 1].id if outcome.done else None
+        if outcome.done == len(fresh):
+            done = len(rows)
+        elif upto is None:
+            done = 0
+            while done < len(rows) and rows[done].ts < oldest:
+                done += 1
+        else:
+            done = next(i for i, r in enumerate(rows) if r.id == upto) + 1
+        stale = sum(r.samples for r in rows[:done] if r.ts < oldest)
+        if stale:
+            outcome.dropped["max_age"] = outcome.dropped.get("max_age", 0) + stale
+        outcome.done = done
+        return outcome
+
     async def _send(self, rows: list) -> Outcome:
         started = time.monotonic()
         try:
@@ -132,27 +198,37 @@ class Forwarder:
                        sink=self.sink.name)
         return outcome
 
-    def _record(self, outbox: Outbox, rows: list, outcome: Outcome) -> None:
+    def _record(self, outbox: Outbox, rows: list[Row], outcome: Outcome) -> bool:
+        """Store the outcome (dead letters, losses, cursor). False if the store refused:
+        the cursor stays, so the batch is sent again (at least once, never lost)."""
+        try:
+            self._store_outcome(outbox, rows, outcome)
+        except sqlite3.Error as exc:
+            log.error("sink %s: cannot record what was delivered: %s; the batch will be "
+                      "sent again", self.sink.name, classify(exc).explain(exc))
+            return False
         name = self.sink.name
-        if outcome.dead:
-            by_reason: dict[str, list] = {}
-            for row, reason in outcome.dead:
-                by_reason.setdefault(reason, []).append(row)
-            for reason, dead_rows in by_reason.items():
-                outbox.dead_letter(name, dead_rows, reason)
-                self.stats.inc("gateway.dropped", len(dead_rows), sink=name, reason=reason)
-                log.error("sink %s: %d reading(s) refused (%s); kept in the dead_letters "
-                          "table", name, len(dead_rows), reason)
-        for reason, n in outcome.dropped.items():
-            outbox.count_loss(reason, name, n)
-            self.stats.inc("gateway.dropped", n, sink=name, reason=reason)
-            log.warning("sink %s: dropped %d reading(s): %s", name, n, reason)
-        if outcome.done:
-            outbox.confirm(name, rows[outcome.done - 1].id)
         if outcome.delivered:
             self.stats.inc("gateway.delivered", outcome.delivered, sink=name)
         if outcome.merged:
             self.stats.inc("gateway.sink.merged", outcome.merged, sink=name)
+        return True
+
+    def _store_outcome(self, outbox: Outbox, rows: list[Row], outcome: Outcome) -> None:
+        name = self.sink.name
+        by_reason: dict[str, list[Row]] = {}
+        for row, reason in outcome.dead:
+            by_reason.setdefault(reason, []).append(row)
+        upto = rows[outcome.done - 1].id if outcome.done else None
+        outbox.record(name, by_reason, outcome.dropped, upto)
+        for reason, dead_rows in by_reason.items():
+            n = sum(r.samples for r in dead_rows)
+            self.stats.inc("gateway.dropped", n, sink=name, reason=reason)
+            log.error("sink %s: %d reading(s) refused (%s); kept in the dead_letters "
+                      "table", name, n, reason)
+        for reason, n in outcome.dropped.items():
+            self.stats.inc("gateway.dropped", n, sink=name, reason=reason)
+            log.warning("sink %s: dropped %d reading(s): %s", name, n, reason)
 
     def notify(self) -> None:
         """New readings were committed (called in the event loop)."""

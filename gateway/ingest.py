@@ -13,6 +13,16 @@ Memory is bounded here, not only by the broker's flow control: at most
 `window` messages are held unacknowledged. When that many wait, `submit`
 blocks the source's network thread, which stops reading the socket, so TCP
 pushes back on the broker.
+
+When a commit fails (the disk is full, the file is locked), nothing is
+acknowledged: the batch is held, messages already received keep being decoded
+into it and into the latest values (so status and monitors stay current),
+housekeeping runs between retries (purging what sinks confirmed may make room),
+and the commit is retried until it works. A corrupt store stops ingest with
+`corrupt` set, for the service to recover it.
+
+Between batches this thread also keeps the store within its bounds
+(`gateway.store.housekeeping`), a short round at a time.
 """
 
 from __future__ import annotations
@@ -26,11 +36,16 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from gateway.config.schema import StoreSection
 from gateway.logthrottle import Throttled
 from gateway.model import Reading
 from gateway.profiles.decoder import UNKNOWN_TOPIC, Decoder
 from gateway.state import LatestValues
 from gateway.stats import Stats
+from gateway.store.bounds import Space
+from gateway.store.errors import StoreFault, classify
+from gateway.store.housekeeping import Housekeeper, Round
+from gateway.store.inflight import InFlight
 from gateway.store.outbox import Outbox
 
 log = logging.getLogger("gateway.ingest")
@@ -53,10 +68,16 @@ class _Batch:
     messages: int = 0
     decoded: int = 0
     ignored: int = 0
+    own: int = 0  # self-metric readings
     problems: Counter[str] = field(default_factory=Counter)
 
 
 _STOP = object()
+#: while the store cannot be written, keep at most this many self-metric readings
+OWN_READINGS_HELD = 5000
+#: housekeeping rounds: this often when idle, this soon again while work is left
+HOUSEKEEPING_EVERY = 2.0
+HOUSEKEEPING_BUSY = 0.05
 
 
 class Ingest:
@@ -64,21 +85,32 @@ class Ingest:
 
     def __init__(self, outbox_factory: Callable[[], Outbox], decoder: Decoder, stats: Stats,
                  commit_interval: float = 0.25, commit_rows: int = 5000,
-                 window: int = 2000) -> None:
+                 window: int = 2000, store: StoreSection | None = None,
+                 inflight: InFlight | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self._outbox_factory = outbox_factory
         self.decoder = decoder
         self.stats = stats
         self.commit_interval = commit_interval
         self.commit_rows = commit_rows
         self.window = max(1, window)
+        self.store_config = store or StoreSection()
+        self.inflight = inflight or InFlight()
+        self.clock = clock
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._slots = threading.Semaphore(self.window)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._throttle = Throttled(log)
-        self.purge_every = 2.0
+        self.purge_every = HOUSEKEEPING_EVERY
         self.store_ok = threading.Event()
         self.store_ok.set()
+        #: why the store cannot be written now ("" when it can): disk_full, locked, ...
+        self.store_fault = ""
+        #: set when the store turned out corrupt: ingest has stopped, nothing acknowledged
+        self.corrupt: StoreFault | None = None
+        self.stopped = threading.Event()
+        self.housekeeper: Housekeeper | None = None
         #: each device's newest accepted readings (status, demo view, monitors)
         self.latest = LatestValues(decoder.base_tags)
         #: called (in the ingest thread) after each commit, e.g. to wake forwarders
@@ -110,26 +142,74 @@ class Ingest:
 
     # -- the ingest thread -----------------------------------------------------------------
 
+    def _open(self) -> Outbox | None:
+        """Open the store, waiting out a full disk or a lock; None if corrupt or stopping."""
+        delay = 0.5
+        while True:
+            try:
+                return self._outbox_factory()
+            except sqlite3.Error as exc:
+                fault = classify(exc)
+                if fault.corrupt:
+                    self._fail(fault, exc)
+                    return None
+                self.store_ok.clear()
+                self.store_fault = fault.reason
+                self.stats.set("gateway.store.writable", 0)
+                self._throttle.log(logging.ERROR, "store-open",
+                                   f"cannot open the store: {fault.explain(exc)}; nothing is "
+                                   f"acknowledged meanwhile; retrying in {delay:.1f}s")
+            if self._stopping.wait(delay):
+                return None
+            delay = min(delay * 2, 30.0)
+
     def _run(self) -> None:
-        outbox = self._outbox_factory()
-        last_purge = time.monotonic()
+        outbox = self._open()
+        if outbox is None:
+            self.stopped.set()
+            return
+        self.housekeeper = Housekeeper(outbox.conn, outbox.path, self.store_config,
+                                       self.inflight, self.clock)
+        next_round = time.monotonic()
         stopping = False
         try:
             while not stopping:
                 batch = _Batch()
-                stopping = self._fill(batch)
-                if batch.messages or batch.readings:
-                    self._finish(outbox, batch)
-                if time.monotonic() - last_purge >= self.purge_every:
-                    last_purge = time.monotonic()
-                    self._purge(outbox)
+                stopping = self._fill(batch, max(0.0, next_round - time.monotonic()))
+                if (batch.messages or batch.readings) and not self._finish(outbox, batch):
+                    return
+                if time.monotonic() >= next_round and not stopping:
+                    busy = self._housekeep(outbox)
+                    next_round = time.monotonic() + (HOUSEKEEPING_BUSY if busy
+                                                     else self.purge_every)
+        except sqlite3.Error as exc:
+            fault = classify(exc)
+            if fault.corrupt:
+                self._fail(fault, exc)
+            else:
+                raise
         finally:
             outbox.close()
+            self.stopped.set()
 
-    def _fill(self, batch: _Batch) -> bool:
-        """Take and decode items until the batch is due. Returns True when told to stop."""
+    def _fail(self, fault: StoreFault, exc: Exception) -> None:
+        """The store is corrupt (or cannot be opened): stop taking messages, say why."""
+        self.corrupt = fault
+        self.store_fault = fault.reason
+        self.store_ok.clear()
+        self.stats.inc("gateway.store.errors", error=fault.reason)
+        log.critical("store %s: %s; ingest stopped, nothing more is acknowledged",
+                     fault.reason, exc)
+        self._stopping.set()
+        self.stopped.set()
+
+    def _fill(self, batch: _Batch, wait: float) -> bool:
+        """Take and decode items until the batch is due. Returns True when told to stop.
+
+        Waits at most `wait` seconds for the first item (housekeeping is due then).
+        """
         try:
-            item = self._queue.get(timeout=self.purge_every)
+            item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
         except queue.Empty:
             return False
         deadline = time.monotonic() + self.commit_interval
@@ -149,7 +229,13 @@ class Ingest:
 
     def _take(self, item: object, batch: _Batch) -> None:
         if isinstance(item, list):
+            if not self.store_ok.is_set() and batch.own >= OWN_READINGS_HELD:
+                # The store is failing: the gateway's own figures are the one thing
+                # not worth holding without bound. Counted; /metrics still shows them.
+                self.stats.inc("gateway.selfmetrics.dropped", len(item))
+                return
             batch.readings.extend(item)
+            batch.own += len(item)
             return
         assert isinstance(item, _Message)
         batch.messages += 1
@@ -167,8 +253,10 @@ class Ingest:
             level = logging.INFO if reason == UNKNOWN_TOPIC else logging.WARNING
             self._throttle.log(level, f"{reason}:{result.device}", f"{reason}: {detail}")
 
-    def _finish(self, outbox: Outbox, batch: _Batch) -> None:
-        self._commit(outbox, batch.readings)
+    def _finish(self, outbox: Outbox, batch: _Batch) -> bool:
+        """Commit the batch, then acknowledge it. False when ingest must stop unacknowledged."""
+        if not self._commit(outbox, batch):
+            return False
         for ack in batch.acks:
             ack()
         self.latest.update(batch.readings)
@@ -185,34 +273,115 @@ class Ingest:
         for reason, n in batch.problems.items():
             stats.inc("gateway.undecodable", n, reason=reason)
         stats.inc("gateway.stored", len(batch.readings))
+        return True
 
-    def _commit(self, outbox: Outbox, readings: list[Reading]) -> None:
-        """Commit, retrying until it works: unacknowledged messages stay with the broker."""
+    def _commit(self, outbox: Outbox, batch: _Batch) -> bool:
+        """Commit, retrying until it works: unacknowledged messages stay with the broker.
+
+        Returns False, with nothing committed or acknowledged, when ingest is
+        stopping or the store turned out corrupt.
+        """
         delay = 0.5
+        evaluated = 0
         while True:
             try:
-                outbox.append(readings)
+                outbox.append(batch.readings)
                 outbox.commit()
                 if not self.store_ok.is_set():
-                    log.warning("store writable again; ingest resumed")
+                    log.warning("store writable again (%s is over); ingest resumed, "
+                                "%d held readings committed", self.store_fault,
+                                len(batch.readings))
+                    self.store_fault = ""
+                    self.stats.set("gateway.store.writable", 1)
                     self.store_ok.set()
-                return
+                return True
             except sqlite3.Error as exc:
                 outbox.rollback()
+                fault = classify(exc)
+                if fault.corrupt:
+                    self._fail(fault, exc)
+                    return False
                 self.store_ok.clear()
-                self.stats.inc("gateway.store.errors", error=type(exc).__name__)
+                self.store_fault = fault.reason
+                self.stats.set("gateway.store.writable", 0)
+                self.stats.inc("gateway.store.errors", error=fault.reason)
                 self._throttle.log(logging.ERROR, "store-commit",
-                                   f"cannot commit to the store ({exc}); holding "
-                                   f"{len(readings)} readings and not acknowledging their "
-                                   f"messages, retrying in {delay:.1f}s")
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                                   f"cannot commit to the store: {fault.explain(exc)}; holding "
+                                   f"{batch.messages} messages ({len(batch.readings)} readings) "
+                                   "unacknowledged, so the broker keeps them; retrying in "
+                                   f"{delay:.1f}s")
+            # Keep what can be done in memory: the latest values, and the messages
+            # already received (the window) decoded into the held batch.
+            self.latest.update(batch.readings[evaluated:])
+            evaluated = len(batch.readings)
+            self._housekeep(outbox)
+            if self._absorb(batch, delay):
+                return False
+            delay = min(delay * 2, 30.0)
 
-    def _purge(self, outbox: Outbox) -> None:
+    def _absorb(self, batch: _Batch, seconds: float) -> bool:
+        """Take queued items into the held batch for `seconds`. True when told to stop."""
+        deadline = time.monotonic() + seconds
+        while True:
+            if self._stopping.is_set():
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                item = self._queue.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                continue
+            if item is _STOP:
+                return True
+            self._take(item, batch)
+
+    def _housekeep(self, outbox: Outbox) -> bool:
+        """One housekeeping round; returns True when work is left for another soon."""
+        if self.housekeeper is None:
+            return False
         try:
-            deleted = outbox.purge()
+            done = self.housekeeper.run(outbox.purge)
         except sqlite3.Error as exc:
-            self._throttle.log(logging.ERROR, "store-purge", f"cannot purge the store: {exc}")
-            return
-        if deleted:
-            self.stats.inc("gateway.store.purged", deleted)
+            fault = classify(exc)
+            if fault.corrupt:
+                raise
+            self._throttle.log(logging.ERROR, "store-housekeeping",
+                               f"store housekeeping failed: {fault.explain(exc)}")
+            return False
+        except Exception:  # a housekeeping bug must not stop ingest
+            log.exception("store housekeeping failed; ingest goes on")
+            return False
+        self._report(done)
+        return done.busy
+
+    def _report(self, done: Round) -> None:
+        stats = self.stats
+        if done.purged:
+            stats.inc("gateway.store.purged", done.purged)
+        space = done.space
+        if space is not None:
+            stats.set("gateway.store.bytes", space.used)
+            stats.set("gateway.store.file_bytes", space.file + space.wal)
+            stats.set("gateway.store.budget_bytes", space.budget)
+            stats.set("gateway.store.fs_free_bytes", space.fs_free)
+        for (reason, priority), n in done.evicted.items():
+            stats.inc("gateway.store.evicted", n, reason=reason, priority=priority)
+            self._throttle.log(logging.WARNING, f"evict-{reason}-{priority}",
+                               f"store: evicted {n} {priority}-priority reading(s) "
+                               f"({reason}); {_space_words(space)}; counted per sink in "
+                               "gateway status")
+        for priority, n in done.compacted.items():
+            stats.inc("gateway.store.compacted", n, priority=priority)
+            self._throttle.log(logging.INFO, f"compact-{priority}",
+                               f"store: compacted old {priority}-priority readings "
+                               f"({n} rows folded into rollups); {_space_words(space)}")
+        if done.dead_letters_evicted:
+            stats.inc("gateway.store.dead_letters_evicted", done.dead_letters_evicted)
+
+
+def _space_words(space: Space | None) -> str:
+    if space is None:
+        return "size unknown"
+    return (f"store {space.used / 1e6:.1f} MB of a {space.budget / 1e6:.1f} MB budget "
+            f"({space.fs_free / 1e6:.0f} MB free on the disk)")

@@ -11,9 +11,14 @@ from typing import Literal
 
 MetricType = Literal["gauge", "count", "rate"]
 Priority = Literal["critical", "high", "normal", "low"]
+#: How old readings of a series may be rolled up when the store must shrink:
+#: mean (a level: power, temperature), last (a running total: energy, uptime),
+#: sum (a count of events), changes (a state: only runs of one value are folded).
+RollupKind = Literal["mean", "last", "sum", "changes"]
 
 METRIC_TYPES: tuple[str, ...] = ("gauge", "count", "rate")
 PRIORITIES: tuple[str, ...] = ("critical", "high", "normal", "low")
+ROLLUP_KINDS: tuple[str, ...] = ("mean", "last", "sum", "changes")
 
 
 @dataclass(slots=True)
@@ -31,6 +36,9 @@ class Reading:
     unit: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     priority: Priority = "normal"
+    #: how compaction may fold old readings of this series; None: by type
+    #: (count -> sum, otherwise mean)
+    rollup: RollupKind | None = None
 
     def as_dict(self) -> dict[str, object]:
         """A plain, JSON-ready view (used by `gateway decode` and the MQTT sink)."""
@@ -52,6 +60,13 @@ class RawMessage:
     topic: str
     payload: bytes
     received: float
+
+
+def rollup_kind(metric_type: str, rollup: str | None) -> str:
+    """The rollup a series gets: its own if given, else sum for counts and mean otherwise."""
+    if rollup:
+        return rollup
+    return "sum" if metric_type == "count" else "mean"
 
 
 def is_finite(value: float) -> bool:

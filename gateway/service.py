@@ -1,9 +1,14 @@
 """The running gateway: builds every part from the config and starts/stops them in order.
 
-Start: store -> ingest thread -> forwarders -> status endpoint -> MQTT source.
+Start: store lock -> store check (a damaged store is moved aside and salvaged)
+-> ingest thread -> forwarders -> status endpoint -> MQTT source.
 Stop:  ingest commits and acknowledges what it holds -> source disconnects ->
 forwarders finish their request -> store closed. Anything the broker sent
 after the last commit is unacknowledged, so the broker sends it again next time.
+
+If ingest finds the store damaged while running, the gateway stops as above
+(nothing more is acknowledged) and `run_forever` starts it again, which checks
+and salvages the store: the broker resends what was not acknowledged.
 """
 
 from __future__ import annotations
@@ -38,7 +43,10 @@ from gateway.sinks.jsonlines import FileSink
 from gateway.sinks.mqtt import MqttSink
 from gateway.sources.mqtt import MqttSource
 from gateway.stats import Stats
+from gateway.store.inflight import InFlight
+from gateway.store.lock import StoreBusy, StoreLock
 from gateway.store.outbox import Backlog, Outbox
+from gateway.store.recovery import Salvage, check_and_recover
 
 log = logging.getLogger("gateway")
 
@@ -78,20 +86,29 @@ class Gateway:
         self.decoder = Decoder(config.devices, self.library, gw.name, gw.tags,
                                config.mqtt.max_payload_bytes)
         store = config.store
+        self.inflight = InFlight()
         self.ingest = Ingest(self._outbox, self.decoder, self.stats, store.commit_interval,
-                             store.commit_rows, config.mqtt.receive_maximum)
+                             store.commit_rows, config.mqtt.receive_maximum, store,
+                             self.inflight, clock)
         self.source = MqttSource(config.mqtt, config.client_id, self.decoder.subscriptions(),
                                  self.ingest.submit, self.stats, clock)
         self.forwarders = [
             Forwarder(make_sink(s, gw.name, clock, config_dir), self._outbox, self.stats,
-                      s.batch_size, s.timeout, Backoff(s.backoff_min, s.backoff_max))
+                      s.batch_size, s.timeout, Backoff(s.backoff_min, s.backoff_max),
+                      inflight=self.inflight, max_age=s.max_age, clock=clock)
             for s in config.sinks
         ]
         self.self_metrics = SelfMetrics(gw.name, gw.tags)
         self.backlogs: list[Backlog] = []
-        self.losses: dict[tuple[str, str], int] = {}
+        self.losses: dict[tuple[str, str, str], int] = {}
         self.dead_letters: dict[tuple[str, str], int] = {}
         self.http: StatusServer | None = None
+        self.lock = StoreLock(self.data_dir)
+        #: what the start-up check salvaged, if the store was damaged
+        self.salvage: Salvage | None = None
+        self.store_events: list[tuple[float, str, str]] = []
+        #: set when the gateway stopped itself to recover a damaged store
+        self.restart_for_recovery = False
         self._stop = asyncio.Event()
 
     def _outbox(self) -> Outbox:
@@ -102,11 +119,26 @@ class Gateway:
 
     async def run(self) -> None:
         """Run until request_stop() (or SIGTERM/SIGINT when installed)."""
+        self.lock.acquire()  # StoreBusy: another gateway runs on this store
+        try:
+            await self._run()
+        finally:
+            self.lock.release()
+
+    async def _run(self) -> None:
+        self.salvage = await asyncio.to_thread(check_and_recover, self.data_dir,
+                                               self.config.store.check_on_start)
+        if self.salvage is not None:
+            self.stats.inc("gateway.store.recovered")
+            lost = max(self.salvage.lost.values(), default=0)
+            if lost:
+                self.stats.inc("gateway.store.salvage_lost", lost)
         writer = await asyncio.to_thread(self._outbox)
         gone = writer.register_sinks([s.name for s in self.config.sinks])
         for name in gone:
             log.warning("sink %r is no longer configured: its cursor was removed, so readings "
                         "waiting only for it can be purged", name)
+        self.store_events = writer.events()
         writer.close()
         reader = await asyncio.to_thread(self._outbox)
         loop = asyncio.get_running_loop()
@@ -135,11 +167,13 @@ class Gateway:
                  ", ".join(s.name for s in self.config.sinks) or "none",
                  reader.path)
         metrics_task = asyncio.create_task(self._self_metrics_loop(reader))
+        watch_task = asyncio.create_task(self._watch_ingest())
         try:
             await self._stop.wait()
         finally:
             log.info("stopping: committing and acknowledging what has arrived")
             metrics_task.cancel()
+            watch_task.cancel()
             await asyncio.to_thread(self.ingest.stop)
             await asyncio.to_thread(self.source.stop)
             for f in self.forwarders:
@@ -154,10 +188,19 @@ class Gateway:
             reader.close()
             log.info("stopped")
 
+    async def _watch_ingest(self) -> None:
+        """Stop the gateway if ingest stopped on a damaged store, for run_forever to recover."""
+        await asyncio.to_thread(self.ingest.stopped.wait)
+        if self.ingest.corrupt is not None and not self._stop.is_set():
+            log.critical("the store is damaged: restarting to move it aside and salvage it "
+                         "(the broker keeps what was not acknowledged)")
+            self.restart_for_recovery = True
+            self.request_stop()
+
     async def _refresh_store_figures(self, reader: Outbox) -> None:
         try:
             self.backlogs = await asyncio.to_thread(reader.backlogs)
-            self.losses = await asyncio.to_thread(reader.losses)
+            self.losses = await asyncio.to_thread(reader.losses_by_priority)
             self.dead_letters = await asyncio.to_thread(reader.dead_letter_counts)
         except Exception as exc:  # noqa: BLE001 - keep reporting; the store may be busy
             log.warning("cannot read backlog: %s", exc)
@@ -219,24 +262,69 @@ class Gateway:
                        "stored": s.total("gateway.stored"),
                        "undecodable": undecodable,
                        "queue": s.get("gateway.ingest.queue"),
-                       "store_writable": self.ingest.store_ok.is_set()},
+                       "store_writable": self.ingest.store_ok.is_set(),
+                       "store_fault": self.ingest.store_fault},
+            "store_space": self._space(),
             "sinks": sinks,
             "devices": self.ingest.latest.snapshot(),
-            "losses_total": {f"{sink}/{reason}": n for (reason, sink), n in self.losses.items()},
+            "losses_total": self._losses_total(),
+            "losses_by_priority": {f"{sink}/{reason}/{priority or '-'}": n
+                                   for (reason, sink, priority), n in self.losses.items()},
             "dead_letters": {f"{sink}/{reason}": n
                              for (sink, reason), n in self.dead_letters.items()},
+            "store_events": [{"at": at, "kind": kind, "detail": detail}
+                             for at, kind, detail in self.store_events[:5]],
         }
+
+    def _losses_total(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for (reason, sink, _), n in self.losses.items():
+            out[f"{sink}/{reason}"] = out.get(f"{sink}/{reason}", 0) + n
+        return out
+
+    def _space(self) -> dict[str, Any]:
+        """The store's size against its budget, and what housekeeping has done."""
+        s = self.stats
+        evicted = {f"{dict(k).get('reason')}/{dict(k).get('priority')}": v
+                   for k, v in s.counters.get("gateway.store.evicted", {}).items()}
+        compacted = {dict(k).get("priority", ""): v
+                     for k, v in s.counters.get("gateway.store.compacted", {}).items()}
+        return {"bytes": s.get("gateway.store.bytes"),
+                "file_bytes": s.get("gateway.store.file_bytes"),
+                "budget_bytes": s.get("gateway.store.budget_bytes"),
+                "fs_free_bytes": s.get("gateway.store.fs_free_bytes"),
+                "evicted": evicted, "compacted": compacted}
+
+
+#: a store damaged again and again (a failing card) is not recovered in a loop:
+#: after this many recoveries in RECOVERY_WINDOW seconds the gateway exits non-zero
+RECOVERY_LIMIT = 3
+RECOVERY_WINDOW = 3600.0
 
 
 def run_forever(config: Config, config_dir: Path) -> int:
     """Run the gateway until SIGTERM or SIGINT. Returns the exit status."""
-    gateway = Gateway(config, config_dir)
+    recoveries: list[float] = []
 
-    async def main() -> None:
+    async def main() -> int:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, gateway.request_stop)
-        await gateway.run()
+        while True:
+            gateway = Gateway(config, config_dir)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, gateway.request_stop)
+            try:
+                await gateway.run()
+            except StoreBusy as exc:
+                log.error("%s", exc)
+                return 1
+            if not gateway.restart_for_recovery:
+                return 0
+            now = time.monotonic()
+            recoveries[:] = [t for t in recoveries if now - t < RECOVERY_WINDOW] + [now]
+            if len(recoveries) > RECOVERY_LIMIT:
+                log.critical("the store was damaged %d times within %.0f minutes: the disk may "
+                             "be failing. Stopping; see `gateway store check`.",
+                             len(recoveries), RECOVERY_WINDOW / 60)
+                return 1
 
-    asyncio.run(main())
-    return 0
+    return asyncio.run(main())

@@ -97,8 +97,8 @@ def test_same_millisecond_readings_of_a_series_get_distinct_timestamps(tmp_path)
 def test_series_metadata_round_trips(tmp_path):
     box = Outbox(tmp_path)
     box.register_sinks(["vm"])
-    r = Reading("plug.energy_total", 1.5, 1_700_000_000.0, "count", "kWh",
-                {"device": "p1", "room": "hall"}, "critical")
+    r = Reading("plug.energy_total", 1.5, 1_700_000_000.0, "gauge", "kWh",
+                {"device": "p1", "room": "hall"}, "critical", "last")
     box.append([r])
     box.commit()
     (row,) = box.fetch("vm", 1)

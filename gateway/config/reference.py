@@ -19,7 +19,7 @@ from gateway.config.schema import (
     InfluxSinkConfig,
     MqttSinkConfig,
 )
-from gateway.config.validate import Secret
+from gateway.config.validate import Bytes, Duration, Secret
 from gateway.profiles.library import ProfileLibrary
 
 
@@ -27,6 +27,10 @@ def _type_name(tp: Any) -> str:
     origin = get_origin(tp)
     if tp is Secret:
         return "secret"
+    if tp is Bytes:
+        return "size"
+    if tp is Duration:
+        return "duration"
     if origin is Literal:
         return " \\| ".join(str(a) for a in get_args(tp))
     if origin in (Union, types.UnionType):
@@ -51,6 +55,14 @@ def _default(f: dataclasses.Field[Any]) -> str:
         return "**required**"
     if isinstance(value, Secret):
         return "**required**" if not value else "(secret)"
+    if isinstance(value, Bytes):
+        return f"`{_size(value)}`"
+    if isinstance(value, Duration):
+        return "0 (none)" if not value else f"`{_duration(value)}`"
+    if isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0]):
+        return "<br>".join(_inline(v) for v in value)
+    if isinstance(value, tuple) and value:
+        return "`[" + ", ".join(map(str, value)) + "]`"
     if value is None:
         return "—"
     if isinstance(value, (dict, types.MappingProxyType)) and not value:
@@ -62,6 +74,35 @@ def _default(f: dataclasses.Field[Any]) -> str:
     if value == "":
         return '`""`'
     return f"`{value}`"
+
+
+def _size(n: int) -> str:
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("GB", 1000**3), ("MB", 1000**2)):
+        if n >= factor and n % factor == 0:
+            return f"{n // factor}{unit}"
+    return str(n)
+
+
+def _duration(seconds: float) -> str:
+    for unit, factor in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= factor and seconds % factor == 0:
+            return f"{int(seconds // factor)}{unit}"
+    return f"{seconds:g}s"
+
+
+def _inline(obj: Any) -> str:
+    """A list entry's default as YAML flow: {older_than: 1h, bucket: 1m, ...}."""
+    parts = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, Duration):
+            text = _duration(value)
+        elif isinstance(value, tuple):
+            text = "[" + ", ".join(map(str, value)) + "]"
+        else:
+            text = str(value)
+        parts.append(f"{f.name}: {text}")
+    return "`{" + ", ".join(parts) + "}`"
 
 
 def _table(cls: type, prefix: str, skip: tuple[str, ...] = ()) -> list[str]:
@@ -76,8 +117,12 @@ def _table(cls: type, prefix: str, skip: tuple[str, ...] = ()) -> list[str]:
             [tp] if dataclasses.is_dataclass(tp) else [])
         meaning = f.metadata.get("doc", "").replace("<", "&lt;").replace("|", "\\|")
         rows.append(f"| `{prefix}{f.name}` | {_type_name(tp)} | {_default(f)} | {meaning} |")
+        items = [a for a in get_args(tp) if dataclasses.is_dataclass(a)] \
+            if get_origin(tp) in (list, tuple) else []
         if inner and get_origin(tp) not in (list, tuple):
             nested.append((inner[0], f"{prefix}{f.name}."))  # type: ignore[arg-type]
+        elif items:
+            nested.append((items[0], f"{prefix}{f.name}[]."))  # type: ignore[arg-type]
     out = ["| key | type | default | meaning |", "|---|---|---|---|", *rows]
     for sub, sub_prefix in nested:
         out += ["", *_table(sub, sub_prefix)]

@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway.config.validate import Secret, doc
+from gateway.config.validate import Bytes, Duration, Secret, doc
 
 
 def _empty() -> Mapping[str, str]:
@@ -112,6 +112,34 @@ class MqttSection:
             yield "reconnect_max", "need 0 < reconnect_min <= reconnect_max"
 
 
+Priority = Literal["critical", "high", "normal", "low"]
+
+
+@dataclass(frozen=True)
+class CompactionRule:
+    """Readings older than `older_than` may be rolled up into `bucket`-long points."""
+
+    older_than: Duration = field(metadata=doc("readings at least this old (e.g. 1h)"))
+    bucket: Duration = field(metadata=doc("are folded into one point per series per bucket "
+                                          "(e.g. 1m)"))
+    priorities: tuple[Priority, ...] = field(
+        default=("low", "normal", "high"), metadata=doc("priorities the rule applies to"))
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if self.bucket < 1:
+            yield "bucket", "must be at least 1 second"
+        if not self.priorities:
+            yield "priorities", "name at least one priority"
+
+
+def _default_compaction() -> tuple[CompactionRule, ...]:
+    return (
+        CompactionRule(Duration(3600), Duration(60)),
+        CompactionRule(Duration(86400), Duration(900)),
+        CompactionRule(Duration(86400), Duration(60), ("critical",)),
+    )
+
+
 @dataclass(frozen=True)
 class StoreSection:
     durability: Literal["full", "normal"] = field(
@@ -123,15 +151,46 @@ class StoreSection:
         default=0.25, metadata=doc("longest wait, seconds, before a group commit")
     )
     commit_rows: int = field(default=5000, metadata=doc("commit once this many readings wait"))
+    max_bytes: Bytes = field(
+        default=Bytes(1024**3),
+        metadata=doc("most space the store may take on disk (e.g. 500MB, 2GiB); beyond "
+                     "compact_at of it old readings are compacted, beyond it evicted"),
+    )
+    min_free_bytes: Bytes = field(
+        default=Bytes(100 * 1000**2),
+        metadata=doc("leave this much of the file system free: the store's budget shrinks to "
+                     "fit; 0: only max_bytes counts"),
+    )
+    max_age: Duration = field(
+        default=Duration(0),
+        metadata=doc("readings older than this are evicted (e.g. 30d); 0: no age limit"),
+    )
+    compact_at: float = field(
+        default=0.8,
+        metadata=doc("fraction of the budget at which old readings start to be compacted"),
+    )
+    compaction: tuple[CompactionRule, ...] = field(
+        default_factory=_default_compaction,
+        metadata=doc("rollup rules: older_than, bucket, priorities; the coarsest that applies "
+                     "to a reading wins; [] turns compaction off"),
+    )
+    check_on_start: Literal["quick", "full", "off"] = field(
+        default="quick",
+        metadata=doc("integrity check when the gateway starts; a corrupt store is moved aside "
+                     "and what can be read is salvaged"),
+    )
 
     def check(self) -> Iterator[tuple[str, str]]:
         if not 0 < self.commit_interval <= 10:
             yield "commit_interval", "must be between 0 and 10 seconds"
         if self.commit_rows < 1:
             yield "commit_rows", "must be at least 1"
+        if self.max_bytes < 1024**2:
+            yield "max_bytes", "must be at least 1MiB"
+        if not 0 < self.compact_at <= 1:
+            yield "compact_at", "must be more than 0 and at most 1"
 
 
-Priority = Literal["critical", "high", "normal", "low"]
 
 
 @dataclass(frozen=True)
@@ -157,6 +216,11 @@ class SinkCommon:
     timeout: float = field(default=30.0, metadata=doc("seconds before a request is abandoned"))
     backoff_min: float = field(default=1.0, metadata=doc("first retry delay, seconds"))
     backoff_max: float = field(default=300.0, metadata=doc("longest retry delay, seconds"))
+    max_age: Duration = field(
+        default=Duration(0),
+        metadata=doc("readings older than this are not sent here (counted as dropped "
+                     "max_age), e.g. 15m for a live view; 0: send whatever waits"),
+    )
 
     def check(self) -> Iterator[tuple[str, str]]:
         yield from _name_problems("name", self.name, "sink name")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import MISSING, fields, is_dataclass
@@ -31,6 +32,46 @@ class Secret(str):
 
 class Interpolated(str):
     """A string produced by `${VAR}` interpolation; may be read as a number or bool."""
+
+
+class Bytes(int):
+    """A size in bytes, written as a number or with a unit: 500MB, 1.5GiB, 64k."""
+
+
+class Duration(float):
+    """A length of time in seconds, written as a number or with a unit: 90s, 15m, 6h, 7d."""
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2,
+               "g": 1000**3, "gb": 1000**3, "t": 1000**4, "tb": 1000**4,
+               "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+_TIME_UNITS = {"": 1, "s": 1, "ms": 0.001, "m": 60, "min": 60, "h": 3600, "d": 86400,
+               "w": 7 * 86400}
+_AMOUNT = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_bytes(value: Any) -> Bytes | None:
+    """500MB -> 500000000; None when the text is not a size."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return Bytes(int(value)) if value >= 0 else None
+    m = _AMOUNT.match(str(value))
+    if not m or m.group(2).lower() not in _SIZE_UNITS:
+        return None
+    return Bytes(int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]))
+
+
+def parse_duration(value: Any) -> Duration | None:
+    """15m -> 900.0; None when the text is not a duration."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return Duration(float(value)) if value >= 0 else None
+    m = _AMOUNT.match(str(value))
+    if not m or m.group(2).lower() not in _TIME_UNITS:
+        return None
+    return Duration(float(m.group(1)) * _TIME_UNITS[m.group(2).lower()])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +112,9 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+               Bytes: "a size (a number of bytes, or e.g. 500MB, 2GiB)",
+               Duration: "a duration (seconds, or e.g. 90s, 15m, 6h, 7d)"}
 
 
 def _describe(tp: Any) -> str:
@@ -164,6 +207,12 @@ class Validator:
             if isinstance(value, (str, int, float)) and not isinstance(value, bool):
                 return Secret(str(value))
             self.fail(path, "must be a string")
+            return None
+        if tp is Bytes or tp is Duration:
+            parsed = (parse_bytes if tp is Bytes else parse_duration)(value)
+            if parsed is not None:
+                return parsed
+            self.fail(path, f"must be {_describe(tp)}, got {_show(value)}")
             return None
         if isinstance(value, Interpolated):
             value = _from_text(value, tp)

@@ -56,6 +56,7 @@ class _Field:
     type: str
     vmap: Mapping[str, float] | None
     metric_names: frozenset[str]  # placeholders the metric uses (not tags then)
+    rollup: str | None = None  # how compaction may fold old readings (None: by type)
     simple: bool = False  # fixed metric name, no value map: numbers pass straight through
 
     def __post_init__(self) -> None:
@@ -149,8 +150,10 @@ class Decoder:
         mtype = spec.type or (q.type if q else "gauge")
         vmap = profile.maps.get(spec.map) if isinstance(spec.map, str) else spec.map
         path = tuple(spec.path.split(".")) if spec.path and spec.path != "*" else ()
+        # A mapped value (ON/OFF, heating/idle) is a state: averaging it would invent values.
+        rollup = spec.rollup or (q.rollup if q else None) or ("changes" if vmap else None)
         return _Field(spec, path, metric, unit, mtype, vmap,
-                      frozenset(_PLACEHOLDER.findall(metric)))
+                      frozenset(_PLACEHOLDER.findall(metric)), rollup)
 
     def subscriptions(self) -> list[str]:
         """Topic filters to subscribe to: distinct, none covered by another.
@@ -282,7 +285,7 @@ class Decoder:
                                                     "offline")))
             return
         result.readings.append(self._reading(route, "device.online", value, ts, "", "gauge",
-                                             captures, frozenset()))
+                                             captures, frozenset(), "changes"))
 
     def _fields(self, route: _Route, captures: dict[str, str], body: Any, ts: float,
                 result: Decoded) -> None:
@@ -315,7 +318,7 @@ class Decoder:
                     number = value * f.spec.scale
                     if number - number == 0:  # false for NaN and infinities
                         out.append(Reading(f.metric, float(number), ts, f.type,  # type: ignore[arg-type]
-                                           f.unit, tags, priority))
+                                           f.unit, tags, priority, f.rollup))  # type: ignore[arg-type]
                         continue
                 self._emit(route, f, value, captures, ts, result, f.spec.path)
         if route.wildcard and isinstance(body, dict):
@@ -346,18 +349,21 @@ class Decoder:
                                                  f"{value!r} is not a finite number")))
             return
         metric = f.metric.format_map(captures) if f.metric_names else f.metric
+        # true/false with no rollup named is a state too (occupancy, contact, a relay).
+        rollup = f.rollup or ("changes" if isinstance(value, bool) else None)
         result.readings.append(self._reading(route, metric, number, ts, f.unit, f.type, captures,
-                                             f.metric_names))
+                                             f.metric_names, rollup))
 
     @staticmethod
     def _reading(route: _Route, metric: str, value: float, ts: float, unit: str, mtype: str,
-                 captures: dict[str, str], used: frozenset[str]) -> Reading:
+                 captures: dict[str, str], used: frozenset[str],
+                 rollup: str | None = None) -> Reading:
         tags = route.tags
         extra = {k: v for k, v in captures.items() if v != "" and k not in used and k != "key"}
         if extra:
             tags = {**tags, **extra}
         return Reading(metric, value, ts, mtype, unit, tags,  # type: ignore[arg-type]
-                       route.device.priority)
+                       route.device.priority, rollup)  # type: ignore[arg-type]
 
 
 class _Bad:

@@ -33,6 +33,11 @@ def _empty() -> Mapping[str, Any]:
     return MappingProxyType({})
 
 MetricTypeName = Literal["gauge", "count", "rate"]
+RollupName = Literal["mean", "last", "sum", "changes"]
+_ROLLUP_DOC = ("how old readings may be folded when the store must shrink: mean (a level), "
+               "last (a running total), sum (a count), changes (a state: only repeats of "
+               "one value are folded); default: sum for counts, changes for mapped values, "
+               "otherwise mean")
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class Quantity:
     metric: str = field(metadata=doc("metric name, dotted lower case"))
     unit: str = field(default="", metadata=doc("unit symbol, e.g. W, kWh, °C"))
     type: MetricTypeName = field(default="gauge", metadata=doc("gauge|count|rate"))
+    rollup: RollupName | None = field(default=None, metadata=doc(_ROLLUP_DOC))
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ class FieldSpec:
     map: str | Mapping[str, float] | None = field(
         default=None, metadata=doc("value map name, or inline {text: number}")
     )
+    rollup: RollupName | None = field(default=None, metadata=doc(_ROLLUP_DOC))
     array_tag: str = field(default="channel", metadata=doc("tag for elements of an array value"))
     use: str = field(default="", metadata=doc("include a named field group instead"))
     exclude: tuple[str, ...] = field(default=(), metadata=doc("with path '*': keys to skip"))

@@ -62,6 +62,8 @@ class _Series:
     rows: list[Row] = field(default_factory=list)
     points: dict[int, float] = field(default_factory=dict)  # second -> value
     counts: dict[int, int] = field(default_factory=dict)
+    #: a compacted row's companions (min, max, last, samples): suffix -> second -> value
+    extras: dict[str, dict[int, float]] = field(default_factory=dict)
 
 
 def _combine(mtype: str, old: float, new: float, n: int) -> float:
@@ -112,14 +114,25 @@ class DatadogSink(Sink):
             self._series_json[row.series] = base
         return base
 
-    def _series_body(self, s: _Series) -> dict:
-        base = self._series_json[s.sid]
-        points: list[Any]
+    def _points(self, points: dict[int, float]) -> list[Any]:
         if self.config.api == "v2":
-            points = [{"timestamp": t, "value": v} for t, v in sorted(s.points.items())]
-        else:
-            points = [[t, v] for t, v in sorted(s.points.items())]
-        return {**base, "points": points}
+            return [{"timestamp": t, "value": v} for t, v in sorted(points.items())]
+        return [[t, v] for t, v in sorted(points.items())]
+
+    def _series_bodies(self, s: _Series) -> list[dict]:
+        """The series, and for compacted rows its companions as gauges <metric>.min ..."""
+        base = self._series_json[s.sid]
+        out = [{**base, "points": self._points(s.points)}]
+        for suffix, points in s.extras.items():
+            if not points:
+                continue
+            extra = {**base, "metric": f"{base['metric']}.{suffix}",
+                     "type": V2_TYPES["gauge"] if self.config.api == "v2" else "gauge",
+                     "points": self._points(points)}
+            if suffix == "samples":
+                extra.pop("unit", None)
+            out.append(extra)
+        return out
 
     def _group(self, rows: Sequence[Row], outcome: Outcome) -> list[_Series]:
         """Group rows into series, one point per second; set aside stale points."""
@@ -131,7 +144,7 @@ class DatadogSink(Sink):
             if not self.config.historical and not oldest <= ts <= newest:
                 reason = "too_old" if ts < oldest else "in_future"
                 if self.config.stale == "drop":
-                    outcome.dropped[reason] = outcome.dropped.get(reason, 0) + 1
+                    outcome.dropped[reason] = outcome.dropped.get(reason, 0) + row.samples
                 else:
                     outcome.dead.append((row, reason))
                 continue
@@ -148,6 +161,9 @@ class DatadogSink(Sink):
                 s.points[sec], s.counts[sec] = sent.value, sent.count
             if sent is not None and row.id <= sent.last_id:
                 continue  # already in the accepted value (a batch sent again after a failure)
+            if row.rollup is not None:
+                for suffix, value in row.rollup.companions(row.info.rollup):
+                    s.extras.setdefault(suffix, {})[sec] = value
             if sec in s.points:
                 n = s.counts[sec] = s.counts[sec] + 1
                 s.points[sec] = _combine(row.info.type, s.points[sec], row.value, n)
@@ -176,7 +192,7 @@ class DatadogSink(Sink):
         chunks: list[list[_Series]] = [[]]
         size = 0
         for s in series:
-            n = len(json.dumps(self._series_body(s), separators=(",", ":")))
+            n = len(json.dumps(self._series_bodies(s), separators=(",", ":")))
             if chunks[-1] and size + n > TARGET_UNCOMPRESSED:
                 chunks.append([])
                 size = 0
@@ -185,7 +201,7 @@ class DatadogSink(Sink):
         return [c for c in chunks if c]
 
     def _encode(self, chunk: list[_Series]) -> tuple[bytes, dict[str, str]]:
-        body = json.dumps({"series": [self._series_body(s) for s in chunk]},
+        body = json.dumps({"series": [b for s in chunk for b in self._series_bodies(s)]},
                           separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", "DD-API-KEY": str(self.config.api_key)}
         if self.config.compression == "deflate":
@@ -271,10 +287,12 @@ class DatadogSink(Sink):
         if len(secs) <= 1:
             return Outcome(dead=[(r, "too_large_413") for r in s.rows])
         half = set(secs[: len(secs) // 2])
-        a = _Series(s.sid, [r for r in s.rows if int(r.ts) in half],
-                    {t: v for t, v in s.points.items() if t in half},
-                    {t: n for t, n in s.counts.items() if t in half})
-        b = _Series(s.sid, [r for r in s.rows if int(r.ts) not in half],
-                    {t: v for t, v in s.points.items() if t not in half},
-                    {t: n for t, n in s.counts.items() if t not in half})
-        return await self._halves([a, b])
+
+        def part(keep: bool) -> _Series:
+            return _Series(s.sid, [r for r in s.rows if (int(r.ts) in half) == keep],
+                           {t: v for t, v in s.points.items() if (t in half) == keep},
+                           {t: n for t, n in s.counts.items() if (t in half) == keep},
+                           {k: {t: v for t, v in pts.items() if (t in half) == keep}
+                            for k, pts in s.extras.items()})
+
+        return await self._halves([part(True), part(False)])

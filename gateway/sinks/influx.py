@@ -18,7 +18,7 @@ from gateway.config.schema import InfluxSinkConfig
 from gateway.sinks.base import Outcome, Sink, retry_after_seconds
 from gateway.sinks.http import HttpPoster, PostResult, safe_url
 from gateway.sinks.lineprotocol import line, series_prefix
-from gateway.store.outbox import Row
+from gateway.store.outbox import Row, SeriesInfo
 
 
 class InfluxSink(Sink):
@@ -58,8 +58,20 @@ class InfluxSink(Sink):
                     prefixes.clear()
                 p = prefixes[r.series] = series_prefix(r.info)
             out.append(line(p, r.value, r.ts_ms))
+            if r.rollup is not None:
+                out.extend(self._companions(r))
         body = ("\n".join(out) + "\n").encode("utf-8")
         return body
+
+    @staticmethod
+    def _companions(r: Row) -> list[str]:
+        """A compacted row's min, max, last and samples as fields beside its own:
+        plug.power -> power_min, power_max... (VictoriaMetrics: plug_power_min)."""
+        assert r.rollup is not None
+        info = r.info
+        return [line(series_prefix(SeriesInfo(f"{info.metric}_{suffix}", info.type, info.unit,
+                                              info.priority, info.tags)), value, r.ts_ms)
+                for suffix, value in r.rollup.companions(info.rollup)]
 
     async def _post(self, rows: Sequence[Row]) -> PostResult:
         body = self._encode(rows)

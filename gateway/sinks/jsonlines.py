@@ -52,6 +52,8 @@ def line_for(row: Row) -> bytes:
         obj["unit"] = info.unit
     obj["tags"] = info.tags
     obj["priority"] = info.priority
+    if row.rollup is not None:
+        obj["rollup"] = row.rollup.as_dict()
     return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
 
 

@@ -38,8 +38,8 @@ def topic_for(template: str, row: Row) -> str:
 
 
 def payload_for(row: Row) -> bytes:
-    r = row.reading
-    return json.dumps(r.as_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+    """The reading as JSON; a compacted row also carries `rollup` (samples, min, max...)."""
+    return json.dumps(row.as_dict(), separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class MqttSink(Sink):

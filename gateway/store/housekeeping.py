@@ -1,0 +1,157 @@
+"""Keeping the store within its bounds, a little at a time, in the ingest thread.
+
+Each round, within a time budget so ingest never waits long:
+1. purge what every sink has confirmed;
+2. evict readings (and dead letters) older than `store.max_age`;
+3. past `compact_at` of the budget, compact old readings (oldest, lowest priority first);
+4. over the budget with nothing left to compact, evict the oldest readings of the
+   lowest priority;
+5. with room to spare, hand free pages back to the file system.
+Work left over is picked up by the next round, which comes soon while `busy`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.config.schema import StoreSection
+from gateway.store.bounds import Evictor, Space, measure
+from gateway.store.compaction import Compactor
+from gateway.store.inflight import InFlight
+
+log = logging.getLogger("gateway.store")
+
+#: after a compaction pass has walked the whole store, wait this long before the next:
+#: readings must age into a coarser rule before there is anything new to fold
+PASS_PAUSE = 60.0
+#: eviction aims this far under the budget, so it does not run again at once
+EVICT_TARGET = 0.95
+#: a conservative guess of a stored reading's size, to size an eviction step
+BYTES_PER_ROW = 30
+VACUUM_STEP_PAGES = 2048
+VACUUM_SLACK = 16 * 1024 * 1024
+
+
+@dataclass
+class Round:
+    """What one housekeeping round did."""
+
+    purged: int = 0
+    evicted: Counter[tuple[str, str]] = field(default_factory=Counter)  # (reason, priority)
+    compacted: Counter[str] = field(default_factory=Counter)  # priority -> rows removed
+    dead_letters_evicted: int = 0
+    vacuumed_pages: int = 0
+    space: Space | None = None
+    busy: bool = False  # work is left for the next round
+
+
+class Housekeeper:
+    """Enforces `store.max_bytes`, `min_free_bytes`, `max_age` and compaction on one connection."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, config: StoreSection,
+                 inflight: InFlight, clock: Callable[[], float]) -> None:
+        self.conn = conn
+        self.path = path
+        self.config = config
+        self.clock = clock
+        self.compactor = Compactor(conn, config.compaction, inflight, clock)
+        self.evictor = Evictor(conn, inflight, clock)
+        self._pass_ended = -PASS_PAUSE
+        self._incremental = conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+        self.space: Space | None = None
+
+    def measure(self) -> Space:
+        c = self.config
+        self.space = measure(self.conn, self.path, c.max_bytes, c.min_free_bytes)
+        return self.space
+
+    def run(self, purge: Callable[[], int], seconds: float = 0.25) -> Round:
+        """One round: at most about `seconds` of work."""
+        done = Round()
+        deadline = time.monotonic() + seconds
+        done.purged = purge()
+        if self.config.max_age:
+            self._age(done, deadline)
+        space = self.measure()
+        if space.pressure >= self.config.compact_at and self.config.compaction:
+            space = self._compact(done, deadline)
+        if space.pressure >= 1.0:
+            space = self._evict(done, deadline)
+        elif space.pressure < self.config.compact_at and self._incremental:
+            self._give_back(done, space)
+        done.evicted.update(self.evictor.evicted)
+        self.evictor.evicted.clear()
+        done.space = self.space
+        return done
+
+    def _age(self, done: Round, deadline: float) -> None:
+        max_age = self.config.max_age
+        cutoff = int((self.clock() - max_age) * 1000)
+        done.dead_letters_evicted += self.evictor.evict_dead_letters(20000, cutoff)
+        oldest = self.evictor.oldest_ts()
+        if not any(ts < cutoff for ts in oldest.values()):
+            return
+        while time.monotonic() < deadline:
+            if not self.evictor.evict_older_than(max_age):
+                break
+        else:
+            done.busy = True
+
+    def _compact(self, done: Round, deadline: float) -> Space:
+        space = self.space
+        assert space is not None
+        if self.compactor.pass_done():
+            if time.monotonic() - self._pass_ended < PASS_PAUSE:
+                return space
+            self.compactor.new_pass()
+        while time.monotonic() < deadline:
+            folded = self.compactor.step()
+            if folded is None:
+                self._pass_ended = time.monotonic()
+                return space
+            for priority, n in folded.by_priority.items():
+                done.compacted[priority] += n
+            space = self.measure()
+            if space.pressure < self.config.compact_at:
+                return space
+        done.busy = True
+        return space
+
+    def _evict(self, done: Round, deadline: float) -> Space:
+        space = self.space
+        assert space is not None
+        if not self.compactor.pass_done() and self.config.compaction:
+            done.busy = True  # compaction has more to fold: it goes first
+            if space.pressure < 1.05:
+                return space
+        target = int(space.budget * EVICT_TARGET)
+        while space.used > target:
+            if time.monotonic() >= deadline:
+                done.busy = True
+                break
+            rows = max(1000, min(20000, (space.used - target) // BYTES_PER_ROW))
+            n = self.evictor.evict_dead_letters(rows)
+            if n:
+                done.dead_letters_evicted += n
+            else:
+                n, _ = self.evictor.evict_oldest(rows)
+                if not n:
+                    break  # nothing left that may go (all in flight): next round
+            space = self.measure()
+        return space
+
+    def _give_back(self, done: Round, space: Space) -> None:
+        """Return free pages to the file system once they are plenty (after a backlog)."""
+        if space.free_pages < max(VACUUM_SLACK, space.file // 4):
+            return
+        (before,) = self.conn.execute("PRAGMA freelist_count").fetchone()
+        self.conn.execute(f"PRAGMA incremental_vacuum({VACUUM_STEP_PAGES})").fetchall()
+        (after,) = self.conn.execute("PRAGMA freelist_count").fetchone()
+        done.vacuumed_pages = int(before) - int(after)
+        self.measure()
