@@ -1,0 +1,1 @@
+"""Reliability suite: the gateway under crashes, outages, full disks and damaged files."""
