@@ -1,4 +1,4 @@
-"""The `gateway` command: run, check, decode, status, replay, demo."""
+"""The `gateway` command: run, check, decode, status, replay, demo, store."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from gateway import __version__
+from gateway import __version__, storecli
 from gateway.config.load import load_config
 from gateway.config.schema import DeviceConfig
 from gateway.config.validate import ConfigError
@@ -225,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", required=True)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("store", help="what the store holds; check, export or vacuum it")
+    storecli.add_commands(p)
     return parser
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from gateway.config.schema import DatadogSinkConfig
 from gateway.sinks.base import Outcome, Sink, retry_after_seconds
-from gateway.sinks.http import HttpPoster, safe_url
+from gateway.sinks.http import HttpPoster, excerpt, safe_url
 from gateway.store.outbox import Row
 
 MAX_COMPRESSED = 500 * 1024
@@ -257,7 +257,7 @@ class DatadogSink(Sink):
             if len(chunk) > 1:
                 return await self._halves(chunk)
             return Outcome(dead=[(r, "rejected_400") for r in rows])
-        what = f"HTTP {res.status} from {safe_url(self.url)}: {res.text[:200]}"
+        what = f"HTTP {res.status} from {safe_url(self.url)}: {excerpt(res.text)}"
         if res.status in (401, 403):
             where = (f"url {safe_url(self.config.url)}" if self.config.url
                      else f"site {self.config.site}")

@@ -18,6 +18,16 @@ def safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+def excerpt(text: str, limit: int = 200) -> str:
+    """The start of an answer's body on one line, fit for a log record and status.
+
+    Error bodies often hold line breaks (an HTML error page; plain text ending
+    in a newline): kept as they are, they split a log record in two, and the
+    second part, carrying the advice after the body, loses its level and time.
+    """
+    return " ".join(text[: limit * 4].split())[:limit]
+
+
 @dataclass
 class PostResult:
     status: int = 0
@@ -35,17 +45,22 @@ class HttpPoster:
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str],
                    params: Mapping[str, str] | None = None,
-                   auth: aiohttp.BasicAuth | None = None) -> PostResult:
+                   auth: aiohttp.BasicAuth | None = None,
+                   timeout: float | None = None) -> PostResult:
+        """POST and read the answer. `timeout`: this request's limit, when shorter than
+        the sink's (a request late in a split batch gets what is left of its time)."""
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self.timeout)
+        limit = self.timeout if timeout is None else aiohttp.ClientTimeout(total=timeout)
         try:
             async with self._session.post(url, data=body, headers=dict(headers),
-                                          params=dict(params or {}), auth=auth) as resp:
+                                          params=dict(params or {}), auth=auth,
+                                          timeout=limit) as resp:
                 text = await resp.text(errors="replace")
                 return PostResult(resp.status, text, dict(resp.headers))
         except TimeoutError:
             return PostResult(error=f"no answer from {safe_url(url)} within "
-                                    f"{self.timeout.total:.0f} s")
+                                    f"{round(limit.total or 0, 2):g} s")
         except aiohttp.ClientError as exc:
             text = str(exc).replace(url, safe_url(url))
             return PostResult(error=f"cannot reach {safe_url(url)}: {text}")

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.store.bounds import measure
-from gateway.store.outbox import DB_NAME, Outbox, Row
-from gateway.store.schema import READINGS, SCHEMA_VERSION, schema_version
+from gateway.store.outbox import DB_NAME, Outbox, Rollup, Row
+from gateway.store.schema import READINGS, SCHEMA_VERSION, merged, schema_version
 
 EXPORT_CHUNK = 2000
 
@@ -217,9 +217,10 @@ class Selection:
     since_ms: int | None = None
     until_ms: int | None = None
 
-    def where(self) -> tuple[str, tuple[int, ...]]:
-        """A WHERE clause on `r` for one readings table, and its parameters."""
-        clauses, params = ["r.id > ?"], [self.after]
+    def where(self, after: int | None = None) -> tuple[str, tuple[int, ...]]:
+        """A WHERE clause on `r` for one readings table, and its parameters; `after`
+        (default: the selection's) is where a chunked read has got to."""
+        clauses, params = ["r.id > ?"], [self.after if after is None else after]
         for clause, value in (("r.id <= ?", self.upto), ("r.ts >= ?", self.since_ms),
                               ("r.ts < ?", self.until_ms)):
             if value is not None:
@@ -249,23 +250,22 @@ def export_rows(outbox: Outbox, selection: Selection,
                 chunk: int = EXPORT_CHUNK) -> Iterator[Row]:
     """The selected rows in id order, rollups attached, read a chunk at a time.
 
-    Each chunk is its own short read, so a long export never holds back the
-    running gateway's checkpoints. The price: a row compacted by the gateway
+    The selection is applied by SQLite, so rows outside it cost a scan, not a
+    decode. Each chunk is its own short read, so a long export never holds back
+    the running gateway's checkpoints. The price: a row compacted by the gateway
     while the export runs may appear both as its readings and as their rollup.
     """
+    where, _ = selection.where()
+    query = merged("r.id, r.series, r.ts, r.value", where) + " ORDER BY id LIMIT ?"
     pos = selection.after
-    upto = selection.upto
     while True:
-        rows = outbox.rows_after(pos, chunk)
-        if not rows:
+        _, params = selection.where(after=pos)
+        found = outbox.conn.execute(query, params * len(READINGS) + (chunk,)).fetchall()
+        if not found:
             return
-        for row in rows:
-            if upto is not None and row.id > upto:
-                return
-            if selection.since_ms is not None and row.ts_ms < selection.since_ms:
-                continue
-            if selection.until_ms is not None and row.ts_ms >= selection.until_ms:
-                continue
-            yield row
-        pos = rows[-1].id
-
+        rollups = {rid: Rollup(n, lo, hi, last, last_ts) for rid, n, lo, hi, last, last_ts in
+                   outbox.conn.execute("SELECT id, samples, min, max, last, last_ts FROM rollups "
+                                       "WHERE id > ? AND id <= ?", (pos, found[-1][0]))}
+        for rid, sid, ts, value in found:
+            yield Row(rid, sid, ts, value, outbox.series_info(sid), rollups.get(rid))
+        pos = found[-1][0]

@@ -258,7 +258,11 @@ class _Copier:
         for rows, (after, upto) in self._walk(source, cols, hi):
             skipped += upto - after
             if upto > after and target.startswith("readings"):
-                self.salvage.gaps.append((after, upto))
+                gaps = self.salvage.gaps
+                if gaps and gaps[-1][1] == after:
+                    gaps[-1] = (gaps[-1][0], upto)  # one damaged stretch, not many
+                else:
+                    gaps.append((after, upto))
             if keep is not None:
                 rows = [r for r in rows if keep(r)]
             if rows:
@@ -273,15 +277,21 @@ class _Copier:
 
     def _walk(self, table: str, cols: str,
               hi: int) -> Iterator[tuple[list[tuple], tuple[int, int]]]:
-        """Rows in id order, chunk by chunk; past a damaged range, the ids (after, upto] skipped."""
+        """Rows in id order, chunk by chunk; past a damaged range, the ids (after, upto] skipped.
+
+        Near damage the chunks shrink to single rows, so every readable row is kept.
+        """
         query = f"SELECT {cols} FROM {table} WHERE id > ? ORDER BY id LIMIT ?"
-        pos = 0
+        pos, limit = 0, _CHUNK
         while pos < hi:
             try:
-                rows = self.old.execute(query, (pos, _CHUNK)).fetchall()
+                rows = self.old.execute(query, (pos, limit)).fetchall()
             except sqlite3.DatabaseError as exc:
                 if not classify(exc).corrupt and "malformed" not in str(exc):
                     self.salvage.problems.append(f"{table}: {exc}")
+                if limit > 1:
+                    limit = max(1, limit // 16)
+                    continue
                 resume = self._readable_after(query, pos, hi)
                 yield [], (pos, max(pos, min(resume, hi)))
                 pos = resume
@@ -290,6 +300,7 @@ class _Copier:
                 return
             yield rows, (pos, pos)
             pos = int(rows[-1][0])
+            limit = min(_CHUNK, limit * 2)
 
     def _readable_after(self, query: str, bad: int, hi: int) -> int:
         """The smallest position past `bad` from which rows can be read again."""
