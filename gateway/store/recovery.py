@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.store.errors import classify
-from gateway.store.schema import READINGS, connect, ensure_schema, transaction
+from gateway.store.schema import READINGS, connect, ensure_schema, readonly_uri, transaction
 
 log = logging.getLogger("gateway.store")
 
@@ -42,13 +42,15 @@ class Salvage:
     moved_to: str = ""
     problems: list[str] = field(default_factory=list)
     copied: dict[str, int] = field(default_factory=dict)  # table -> rows
+    held: int = 0  # readings the salvaged rows hold (a compacted row counts for its samples)
     unreadable: dict[str, int] = field(default_factory=dict)  # table -> ids skipped (at most)
     gaps: list[tuple[int, int]] = field(default_factory=list)  # reading ids (after, upto] skipped
     lost: dict[str, int] = field(default_factory=dict)  # sink -> readings lost (at most)
 
     @property
     def readings(self) -> int:
-        return sum(n for t, n in self.copied.items() if t.startswith("readings"))
+        """Readings salvaged: rows, with each compacted row counted for all it holds."""
+        return self.held or sum(n for t, n in self.copied.items() if t.startswith("readings"))
 
     def summary(self) -> str:
         lost = sum(self.unreadable.get(t, 0) for t in self.unreadable if t.startswith("readings"))
@@ -63,7 +65,7 @@ def check(path: Path, full: bool = False, progress: Progress | None = None) -> l
         return []
     pragma = "integrity_check" if full else "quick_check"
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+        conn = sqlite3.connect(readonly_uri(path), uri=True, isolation_level=None,
                                timeout=30)
     except sqlite3.Error as exc:
         return [str(exc)]
@@ -115,7 +117,7 @@ def recover(data_dir: Path, problems: list[str], now: float | None = None,
     try:
         ensure_schema(fresh)
         try:
-            old = sqlite3.connect(f"file:{moved}?mode=ro", uri=True, isolation_level=None)
+            old = sqlite3.connect(readonly_uri(moved), uri=True, isolation_level=None)
         except sqlite3.Error as exc:
             salvage.problems.append(f"cannot open the damaged file: {exc}")
             old = None
@@ -187,7 +189,8 @@ class _Copier:
                            f"INSERT INTO {table} (id, series, ts, value) VALUES (?, ?, ?, ?)")
         simple = {
             "rollups": "id, samples, min, max, last, last_ts",
-            "dead_letters": "id, sink, reason, at, series, ts, value",
+            "dead_letters": "id, sink, reason, at, series, ts, value" + (
+                ", samples" if self._has_column("dead_letters", "samples") else ""),
             "events": "id, at, kind, detail",
         }
         for table, cols in simple.items():
@@ -199,6 +202,13 @@ class _Copier:
         with transaction(self.new):
             self.new.execute("UPDATE meta SET value = ? WHERE key = 'last_id'",
                              (str(last_id),))
+        rows = sum(self.salvage.copied.get(t, 0) for t in READINGS.values())
+        # Rollups whose row was lost count for nothing: join them to the rows kept.
+        extra = self.new.execute(
+            "SELECT coalesce(sum(u.samples - 1), 0) FROM rollups u WHERE EXISTS (" +
+            " UNION ALL ".join(f"SELECT 1 FROM {t} r WHERE r.id = u.id"
+                               for t in READINGS.values()) + ")").fetchone()[0]
+        self.salvage.held = rows + int(extra)
 
     def _has_column(self, table: str, column: str) -> bool:
         try:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,7 +116,7 @@ def connect(path: Path, durability: str = "full", readonly: bool = False) -> sql
     the last commits but never corrupts the file.
     """
     if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False,
+        conn = sqlite3.connect(readonly_uri(path), uri=True, check_same_thread=False,
                                isolation_level=None, timeout=10)
         conn.execute("PRAGMA busy_timeout = 10000")
         return conn
@@ -132,6 +133,11 @@ def connect(path: Path, durability: str = "full", readonly: bool = False) -> sql
     conn.execute(f"PRAGMA synchronous = {SYNCHRONOUS[durability]}")
     conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
     return conn
+
+
+def readonly_uri(path: Path | str) -> str:
+    """A read-only SQLite URI for `path` (quoted: a folder may hold ?, # or %)."""
+    return f"file:{urllib.parse.quote(str(path))}?mode=ro"
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

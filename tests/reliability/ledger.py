@@ -81,3 +81,20 @@ def sink_drops(status: Mapping[str, Any], sink: str) -> dict[str, int]:
         if name == sink:
             out[reason] = out.get(reason, 0) + int(n)
     return out
+
+
+def fleet_ledger(test: str, fleet: Any, got: Counter[Key], gateway: Any, sink: str,
+                 labels: Mapping[str, str]) -> Ledger:
+    """The ledger of a test whose publishers are a `programs.plugs.Fleet`.
+
+    The gateway's drop counts come from its /status, or from `gateway status --json`
+    (the store itself) when it is not running.
+    """
+    published = sum(fleet.expected(labels, fleet.sent()).values())
+    status = gateway.status()
+    if status is None:
+        import json
+
+        out = gateway.cli("status", "--config", str(gateway.config_path), "--json")
+        status = json.loads(out.stdout)
+    return ledger(test, published, fleet.expected(labels), got, sink_drops(status, sink))
