@@ -190,7 +190,7 @@ class Forwarder:
         try:
             outcome = await asyncio.wait_for(self.sink.send(rows), self.timeout)
         except TimeoutError:
-            outcome = Outcome.failed(f"no answer within {self.timeout:.0f} s")
+            outcome = Outcome.failed(f"no answer within {self.timeout:g} s")
         except Exception as exc:  # a sink bug must not kill forwarding for good
             log.exception("sink %s: unexpected error", self.sink.name)
             outcome = Outcome.failed(f"unexpected error: {type(exc).__name__}: {exc}")

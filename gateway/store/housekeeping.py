@@ -27,15 +27,15 @@ from gateway.store.inflight import InFlight
 
 log = logging.getLogger("gateway.store")
 
-#: after a compaction pass has walked the whole store, wait this long before the next:
-#: readings must age into a coarser rule before there is anything new to fold
+#: after a compaction pass has walked the whole store, wait this long (by the gateway's
+#: clock: readings age by it) before the next: they must age into a coarser rule first
 PASS_PAUSE = 60.0
 #: eviction aims this far under the budget, so it does not run again at once
 EVICT_TARGET = 0.95
 #: a conservative guess of a stored reading's size, to size an eviction step
 BYTES_PER_ROW = 30
 VACUUM_STEP_PAGES = 2048
-VACUUM_SLACK = 16 * 1024 * 1024
+VACUUM_SLACK = 4 * 1024 * 1024
 #: the WAL file keeps its size after a checkpoint: before evicting to make room, a
 #: write-ahead log bigger than this is checkpointed and truncated
 WAL_SLACK = 1024 * 1024
@@ -65,7 +65,7 @@ class Housekeeper:
         self.clock = clock
         self.compactor = Compactor(conn, config.compaction, inflight, clock)
         self.evictor = Evictor(conn, inflight, clock)
-        self._pass_ended = -PASS_PAUSE
+        self._pass_ended: float | None = None
         self._incremental = conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
         self.space: Space | None = None
 
@@ -86,8 +86,11 @@ class Housekeeper:
             space = self._compact(done, deadline)
         if space.pressure >= 1.0:
             space = self._evict(done, deadline)
-        elif space.pressure < self.config.compact_at and self._incremental:
-            self._give_back(done, space)
+        if self._incremental and space.free_pages:
+            if space.file + space.wal > space.budget:
+                self._give_back(done, space, over=True)
+            elif space.pressure < self.config.compact_at:
+                self._give_back(done, space)
         done.evicted.update(self.evictor.evicted)
         self.evictor.evicted.clear()
         done.space = self.space
@@ -110,13 +113,14 @@ class Housekeeper:
         space = self.space
         assert space is not None
         if self.compactor.pass_done():
-            if time.monotonic() - self._pass_ended < PASS_PAUSE:
+            ended = self._pass_ended
+            if ended is not None and 0 <= self.clock() - ended < PASS_PAUSE:
                 return space
             self.compactor.new_pass()
         while time.monotonic() < deadline:
             folded = self.compactor.step()
             if folded is None:
-                self._pass_ended = time.monotonic()
+                self._pass_ended = self.clock()
                 return space
             for priority, n in folded.by_priority.items():
                 done.compacted[priority] += n
@@ -157,12 +161,17 @@ class Housekeeper:
             space = self.measure()
         return space
 
-    def _give_back(self, done: Round, space: Space) -> None:
-        """Return free pages to the file system once they are plenty (after a backlog)."""
-        if space.free_pages < max(VACUUM_SLACK, space.file // 4):
+    def _give_back(self, done: Round, space: Space, over: bool = False) -> None:
+        """Return free pages to the file system: once they are plenty (after a backlog
+        drained), or when the file itself is bigger than the budget (`over`)."""
+        if not over and space.free_pages < max(VACUUM_SLACK, space.file // 4):
             return
         (before,) = self.conn.execute("PRAGMA freelist_count").fetchone()
-        self.conn.execute(f"PRAGMA incremental_vacuum({VACUUM_STEP_PAGES})").fetchall()
+        # executescript runs the pragma to the end; execute() frees one page a call.
+        self.conn.executescript(f"PRAGMA incremental_vacuum({VACUUM_STEP_PAGES})")
         (after,) = self.conn.execute("PRAGMA freelist_count").fetchone()
-        done.vacuumed_pages = int(before) - int(after)
+        done.vacuumed_pages += int(before) - int(after)
+        # Moving pages wrote them to the WAL: check them into the file and cut the WAL
+        # back, or the space handed back would reappear there.
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         self.measure()

@@ -105,7 +105,7 @@ CREATE TABLE IF NOT EXISTS events (
 SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 
 #: the WAL is cut back to this size after a checkpoint, so a burst does not keep its space
-WAL_SIZE_LIMIT = 16 * 1024 * 1024
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
 
 
 def connect(path: Path, durability: str = "full", readonly: bool = False) -> sqlite3.Connection:

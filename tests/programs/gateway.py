@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .ports import LOOPBACK, free_port
+from .process import _die_with_parent
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,9 +51,13 @@ class GatewayProcess:
 
     def start(self, wait_connected: bool = True, timeout: float = 20.0) -> None:
         log = self.log_path.open("ab")
+        in_main_thread = threading.current_thread() is threading.main_thread()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "run", "--config", str(self.config_path)],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+            # Killed with the test run, as the other programs are: a leftover gateway
+            # would reconnect with the same client id and push the next test's off.
+            preexec_fn=_die_with_parent if in_main_thread else None)
         self.starts += 1
         if wait_connected:
             ok = self.wait_for(lambda s: s["mqtt"]["connected"], timeout)

@@ -8,6 +8,7 @@ broker had not acknowledged to them. Duplicates are allowed and counted.
 """
 
 from programs.plugs import Fleet, SimulatedPlug, wait_for_readings
+
 from reliability.ledger import fleet_ledger
 
 PLUGS = [

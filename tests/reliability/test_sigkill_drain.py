@@ -12,6 +12,7 @@ import random
 import time
 
 from programs.plugs import Fleet, SimulatedPlug, wait_for_readings
+
 from reliability.ledger import fleet_ledger
 
 SEED = int(os.environ.get("CRASH_TEST_SEED", "20261127"))
