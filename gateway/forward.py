@@ -73,6 +73,8 @@ class Forwarder:
         self.new_data = asyncio.Event()  # a commit: ends an idle wait, never a backoff
         self.state = "starting"
         self.last_error = ""
+        #: called when the store turns out damaged (the service recovers it)
+        self.on_corrupt: Callable[[], None] | None = None
         self._stopping = False
 
     def _set_state(self, state: str, error: str = "") -> None:
@@ -101,8 +103,10 @@ class Forwarder:
                     rows = await asyncio.to_thread(self._fetch, outbox)
                 except sqlite3.Error as exc:
                     self.inflight.release(name)
-                    log.error("sink %s: cannot read the store: %s", name,
-                              classify(exc).explain(exc))
+                    fault = classify(exc)
+                    log.error("sink %s: cannot read the store: %s", name, fault.explain(exc))
+                    if fault.corrupt and self.on_corrupt is not None:
+                        self.on_corrupt()
                     await self._sleep(5.0)
                     continue
                 if not rows:

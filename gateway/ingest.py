@@ -287,6 +287,8 @@ class Ingest:
             try:
                 outbox.append(batch.readings)
                 outbox.commit()
+                if outbox.shifted:
+                    self._clock_went_back(outbox)
                 if not self.store_ok.is_set():
                     log.warning("store writable again (%s is over); ingest resumed, "
                                 "%d held readings committed", self.store_fault,
@@ -318,6 +320,15 @@ class Ingest:
             if self._absorb(batch, delay):
                 return False
             delay = min(delay * 2, 30.0)
+
+    def _clock_went_back(self, outbox: Outbox) -> None:
+        self.stats.inc("gateway.store.timestamps_shifted", outbox.shifted)
+        self._throttle.log(logging.WARNING, "clock-back",
+                           f"the clock went back (by up to {outbox.max_shift_ms / 1000:.1f} s): "
+                           f"{outbox.shifted} reading(s) stamped just after their series' last "
+                           "one, so each series stays in order and no point overwrites another")
+        outbox.shifted = 0
+        outbox.max_shift_ms = 0
 
     def _absorb(self, batch: _Batch, seconds: float) -> bool:
         """Take queued items into the held batch for `seconds`. True when told to stop."""

@@ -148,6 +148,8 @@ class Gateway:
                 loop.call_soon_threadsafe(f.notify)
 
         self.ingest.on_commit = wake_forwarders
+        for f in self.forwarders:
+            f.on_corrupt = self.store_damaged
         self.ingest.start()
         tasks = [asyncio.create_task(f.run(), name=f"sink-{f.sink.name}")
                  for f in self.forwarders]
@@ -191,11 +193,18 @@ class Gateway:
     async def _watch_ingest(self) -> None:
         """Stop the gateway if ingest stopped on a damaged store, for run_forever to recover."""
         await asyncio.to_thread(self.ingest.stopped.wait)
-        if self.ingest.corrupt is not None and not self._stop.is_set():
-            log.critical("the store is damaged: restarting to move it aside and salvage it "
-                         "(the broker keeps what was not acknowledged)")
-            self.restart_for_recovery = True
-            self.request_stop()
+        if self.ingest.corrupt is not None:
+            self.store_damaged()
+
+    def store_damaged(self) -> None:
+        """The store is damaged: stop (acknowledging nothing more) and start again, which
+        moves it aside and salvages it. The broker resends what was not acknowledged."""
+        if self._stop.is_set():
+            return
+        log.critical("the store is damaged: restarting to move it aside and salvage it "
+                     "(the broker keeps what was not acknowledged)")
+        self.restart_for_recovery = True
+        self.request_stop()
 
     async def _refresh_store_figures(self, reader: Outbox) -> None:
         try:

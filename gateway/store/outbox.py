@@ -151,6 +151,10 @@ class Outbox:
         self._in_tx = False
         self._pending = 0
         self._next_id = 0
+        #: readings stamped later than they arrived by over a second, to keep each
+        #: series in order after the clock stepped back (the caller reads and resets)
+        self.shifted = 0
+        self.max_shift_ms = 0
 
     def close(self) -> None:
         self.conn.close()
@@ -181,7 +185,10 @@ class Outbox:
 
         Timestamps are kept unique per series at millisecond resolution: InfluxDB
         and VictoriaMetrics keep one point per series and timestamp, so two
-        readings in one millisecond would silently become one downstream.
+        readings in one millisecond would silently become one downstream. If the
+        clock steps back, a series' next readings are stamped just after its last
+        one until the clock catches up: in order, none overwritten, and counted in
+        `shifted`.
         """
         if not self._in_tx:
             # IMMEDIATE: the id sequence is read and advanced under the write lock.
@@ -209,6 +216,9 @@ class Outbox:
             ts = int(r.ts * 1000)
             prev = last_ts.get(sid)
             if prev is not None and ts <= prev:
+                if prev - ts > 1000:  # not a burst within a millisecond: the clock went back
+                    self.shifted += 1
+                    self.max_shift_ms = max(self.max_shift_ms, prev + 1 - ts)
                 ts = prev + 1
             last_ts[sid] = touched[sid] = ts
             table = tables[sid]
@@ -253,6 +263,8 @@ class Outbox:
         self._in_tx = False
         self._pending = 0
         self._touched.clear()
+        self.shifted = 0
+        self.max_shift_ms = 0
         # Series rows inserted in the failed transaction are gone too.
         self._series_ids.clear()
         self._series_table.clear()
