@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 from gateway.config.schema import Config
 from gateway.store.bounds import measure
+from gateway.store.errors import classify
 from gateway.store.outbox import DB_NAME, Outbox
+from gateway.store.schema import SCHEMA_VERSION, schema_version
 
 
 def stored_status(config: Config, data_dir: Path) -> dict[str, Any]:
@@ -20,7 +23,20 @@ def stored_status(config: Config, data_dir: Path) -> dict[str, Any]:
         status["sinks"] = []
         status["error"] = f"no store at {data_dir / DB_NAME} yet"
         return status
-    outbox = Outbox(data_dir, readonly=True)
+    try:
+        outbox = Outbox(data_dir, readonly=True)
+        version = schema_version(outbox.conn)
+    except sqlite3.Error as exc:
+        status["sinks"] = []
+        status["error"] = (f"cannot read the store {data_dir / DB_NAME}: "
+                           f"{classify(exc).explain(exc)}")
+        return status
+    if version != SCHEMA_VERSION:
+        outbox.close()
+        status["sinks"] = []
+        status["error"] = (f"the store {data_dir / DB_NAME} was written by another version "
+                           f"(schema {version}); start the gateway once to bring it up to date")
+        return status
     try:
         now = time.time()
         losses = outbox.losses()
