@@ -792,7 +792,8 @@ def report_compaction(work: Path, week: Week, args: argparse.Namespace,
         f"after; per stored row after {comp.used / max(comp.rows, 1):.1f}")
     say(f"store after: used {mb(comp.used)} ({comp.used / budget:.0%} of the budget); on disk "
         f"file {mb(comp.file)} + WAL {mb(comp.wal)} = {mb(comp.file + comp.wal)} (was "
-        f"{mb(week.on_disk)}): free pages go back to the file system only below compact_at")
+        f"{mb(week.on_disk)}): free pages go back to the file system while the file is "
+        "over its budget, and once a drained backlog leaves plenty")
     summary.append(("compaction budget (max_bytes)", mb(budget),
                     f"{args.budget:g} x the raw week"))
     summary.append(("bytes/reading before -> after", f"{before:.1f} -> {after:.1f}",
@@ -852,7 +853,7 @@ def report_fsyncs(work: Path, broker: Mosquitto, week: Week, args: argparse.Name
     reports, largest = own_readings(work / "fsync" / "full" / "data")
     week_of_own = largest * 6 * 60 * 24 * 7
     say(f"self-metrics: {reports} reports (every 10 s) with the link down, the largest "
-        f"{largest} readings: a week offline adds {week_of_own:,.0f} readings (priority high) "
+        f"{largest} readings: a week offline adds {week_of_own:,.0f} readings (priority low) "
         f"to the hall's {week.readings / args.days * 7:,.0f}; the week above does not "
         "include them")
     summary.append(("self-metric readings a week offline", f"{week_of_own:,.0f}",

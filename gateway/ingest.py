@@ -153,9 +153,7 @@ class Ingest:
                 if fault.corrupt:
                     self._fail(fault, exc)
                     return None
-                self.store_ok.clear()
-                self.store_fault = fault.reason
-                self.stats.set("gateway.store.writable", 0)
+                self._not_writable(fault)
                 self._throttle.log(logging.ERROR, "store-open",
                                    f"cannot open the store: {fault.explain(exc)}; nothing is "
                                    f"acknowledged meanwhile; retrying in {delay:.1f}s")
@@ -170,6 +168,8 @@ class Ingest:
             return
         self.housekeeper = Housekeeper(outbox.conn, outbox.path, self.store_config,
                                        self.inflight, self.clock)
+        if self.store_ok.is_set():
+            self.stats.set("gateway.store.writable", 1)
         next_round = time.monotonic()
         stopping = False
         try:
@@ -191,6 +191,13 @@ class Ingest:
         finally:
             outbox.close()
             self.stopped.set()
+
+    def _not_writable(self, fault: StoreFault) -> None:
+        """The store refused a write: say so in status and self-metrics until it takes one."""
+        self.store_ok.clear()
+        self.store_fault = fault.reason
+        self.stats.set("gateway.store.writable", 0)
+        self.stats.inc("gateway.store.errors", error=fault.reason)
 
     def _fail(self, fault: StoreFault, exc: Exception) -> None:
         """The store is corrupt (or cannot be opened): stop taking messages, say why."""
@@ -303,10 +310,7 @@ class Ingest:
                 if fault.corrupt:
                     self._fail(fault, exc)
                     return False
-                self.store_ok.clear()
-                self.store_fault = fault.reason
-                self.stats.set("gateway.store.writable", 0)
-                self.stats.inc("gateway.store.errors", error=fault.reason)
+                self._not_writable(fault)
                 self._throttle.log(logging.ERROR, "store-commit",
                                    f"cannot commit to the store: {fault.explain(exc)}; holding "
                                    f"{batch.messages} messages ({len(batch.readings)} readings) "
