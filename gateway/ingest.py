@@ -102,7 +102,6 @@ class Ingest:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._throttle = Throttled(log)
-        self.purge_every = HOUSEKEEPING_EVERY
         self.store_ok = threading.Event()
         self.store_ok.set()
         #: why the store cannot be written now ("" when it can): disk_full, locked, ...
@@ -181,7 +180,7 @@ class Ingest:
                 if time.monotonic() >= next_round and not stopping:
                     busy = self._housekeep(outbox)
                     next_round = time.monotonic() + (HOUSEKEEPING_BUSY if busy
-                                                     else self.purge_every)
+                                                     else HOUSEKEEPING_EVERY)
         except sqlite3.Error as exc:
             fault = classify(exc)
             if fault.corrupt:
@@ -202,9 +201,7 @@ class Ingest:
     def _fail(self, fault: StoreFault, exc: Exception) -> None:
         """The store is corrupt (or cannot be opened): stop taking messages, say why."""
         self.corrupt = fault
-        self.store_fault = fault.reason
-        self.store_ok.clear()
-        self.stats.inc("gateway.store.errors", error=fault.reason)
+        self._not_writable(fault)
         log.critical("store %s: %s; ingest stopped, nothing more is acknowledged",
                      fault.reason, exc)
         self._stopping.set()

@@ -46,7 +46,7 @@ from gateway.stats import Stats
 from gateway.store.inflight import InFlight
 from gateway.store.lock import StoreBusy, StoreLock
 from gateway.store.outbox import Backlog, Outbox
-from gateway.store.recovery import Salvage, check_and_recover
+from gateway.store.recovery import check_and_recover
 
 log = logging.getLogger("gateway")
 
@@ -104,8 +104,6 @@ class Gateway:
         self.dead_letters: dict[tuple[str, str], int] = {}
         self.http: StatusServer | None = None
         self.lock = StoreLock(self.data_dir)
-        #: what the start-up check salvaged, if the store was damaged
-        self.salvage: Salvage | None = None
         self.store_events: list[tuple[float, str, str]] = []
         #: set when the gateway stopped itself to recover a damaged store
         self.restart_for_recovery = False
@@ -126,11 +124,11 @@ class Gateway:
             self.lock.release()
 
     async def _run(self) -> None:
-        self.salvage = await asyncio.to_thread(check_and_recover, self.data_dir,
-                                               self.config.store.check_on_start)
-        if self.salvage is not None:
+        salvage = await asyncio.to_thread(check_and_recover, self.data_dir,
+                                          self.config.store.check_on_start)
+        if salvage is not None:
             self.stats.inc("gateway.store.recovered")
-            lost = max(self.salvage.lost.values(), default=0)
+            lost = max(salvage.lost.values(), default=0)
             if lost:
                 self.stats.inc("gateway.store.salvage_lost", lost)
         writer = await asyncio.to_thread(self._outbox)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 from gateway.config.schema import Config
 from gateway.store.bounds import measure
-from gateway.store.errors import classify
-from gateway.store.outbox import DB_NAME, Outbox
-from gateway.store.schema import SCHEMA_VERSION, schema_version
+from gateway.store.inspect import StoreUnreadable, open_readonly
+from gateway.store.outbox import DB_NAME
 
 
 def stored_status(config: Config, data_dir: Path) -> dict[str, Any]:
@@ -24,18 +22,10 @@ def stored_status(config: Config, data_dir: Path) -> dict[str, Any]:
         status["error"] = f"no store at {data_dir / DB_NAME} yet"
         return status
     try:
-        outbox = Outbox(data_dir, readonly=True)
-        version = schema_version(outbox.conn)
-    except sqlite3.Error as exc:
+        outbox = open_readonly(data_dir)
+    except StoreUnreadable as exc:
         status["sinks"] = []
-        status["error"] = (f"cannot read the store {data_dir / DB_NAME}: "
-                           f"{classify(exc).explain(exc)}")
-        return status
-    if version != SCHEMA_VERSION:
-        outbox.close()
-        status["sinks"] = []
-        status["error"] = (f"the store {data_dir / DB_NAME} was written by another version "
-                           f"(schema {version}); start the gateway once to bring it up to date")
+        status["error"] = str(exc)
         return status
     try:
         now = time.time()

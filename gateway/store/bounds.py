@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.store.inflight import InFlight
-from gateway.store.schema import EVICTION_ORDER, READINGS, transaction
+from gateway.store.schema import EVICTION_ORDER, READINGS, add_loss, add_tally, transaction
 
 EVICT_CHUNK = 20000
 NO_SINK = "-"  # losses of a store with no sink configured
@@ -100,16 +100,16 @@ class Evictor:
             total += self._evict(priority, limit, EVICTED_AGE, cutoff)
         return total
 
-    def evict_oldest(self, rows: int) -> tuple[int, str | None]:
+    def evict_oldest(self, rows: int) -> int:
         """Delete up to `rows` readings of the lowest priority that has any, oldest first.
 
-        Returns (rows deleted, their priority).
+        Returns rows deleted.
         """
         for priority in EVICTION_ORDER:
             n = self._evict(priority, rows, EVICTED_SIZE)
             if n:
-                return n, priority
-        return 0, None
+                return n
+        return 0
 
     def evict_dead_letters(self, rows: int, older_than_ms: int | None = None) -> int:
         """Dead letters were counted lost already; their kept copies go before live readings."""
@@ -120,10 +120,7 @@ class Evictor:
                 f"DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters {where} "
                 "ORDER BY id LIMIT ?)", (*params, rows))
             if cur.rowcount:
-                self.conn.execute(
-                    "INSERT INTO tallies (name, priority, count) VALUES "
-                    "('dead_letters_evicted', '', ?) ON CONFLICT (name, priority) "
-                    "DO UPDATE SET count = count + ?", (cur.rowcount, cur.rowcount))
+                add_tally(self.conn, "dead_letters_evicted", cur.rowcount)
         return max(cur.rowcount, 0)
 
     def _evict(self, priority: str, limit: int, reason: str, cutoff: int | None = None) -> int:
@@ -159,6 +156,4 @@ class Evictor:
             if n:
                 lost[sink] = n
         for sink, n in lost.items():
-            self.conn.execute("INSERT INTO losses (reason, sink, priority, count) "
-                              "VALUES (?, ?, ?, ?) ON CONFLICT (reason, sink, priority) "
-                              "DO UPDATE SET count = count + ?", (reason, sink, priority, n, n))
+            add_loss(self.conn, reason, sink, n, priority)

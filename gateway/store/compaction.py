@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from gateway.config.schema import CompactionRule
 from gateway.store.inflight import InFlight
-from gateway.store.schema import EVICTION_ORDER, READINGS, transaction
+from gateway.store.schema import EVICTION_ORDER, READINGS, add_tally, transaction
 
 CHUNK = 20000
 
@@ -198,6 +198,4 @@ class Compactor:
     def _tally(self, priority: str, folded: Folded) -> None:
         for name, n in (("compacted_readings", folded.removed),
                         ("compacted_rows", folded.rows_after)):
-            self.conn.execute("INSERT INTO tallies (name, priority, count) VALUES (?, ?, ?) "
-                              "ON CONFLICT (name, priority) DO UPDATE SET count = count + ?",
-                              (name, priority, n, n))
+            add_tally(self.conn, name, n, priority)

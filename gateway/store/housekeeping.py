@@ -83,9 +83,9 @@ class Housekeeper:
             self._age(done, deadline)
         space = self.measure()
         if space.pressure >= self.config.compact_at and self.config.compaction:
-            space = self._compact(done, deadline)
+            space = self._compact(done, deadline, space)
         if space.pressure >= 1.0:
-            space = self._evict(done, deadline)
+            space = self._evict(done, deadline, space)
         if self._incremental and space.free_pages:
             if space.file + space.wal > space.budget:
                 self._give_back(done, space, over=True)
@@ -109,9 +109,7 @@ class Housekeeper:
         else:
             done.busy = True
 
-    def _compact(self, done: Round, deadline: float) -> Space:
-        space = self.space
-        assert space is not None
+    def _compact(self, done: Round, deadline: float, space: Space) -> Space:
         if self.compactor.pass_done():
             ended = self._pass_ended
             if ended is not None and 0 <= self.clock() - ended < PASS_PAUSE:
@@ -130,9 +128,7 @@ class Housekeeper:
         done.busy = True
         return space
 
-    def _evict(self, done: Round, deadline: float) -> Space:
-        space = self.space
-        assert space is not None
+    def _evict(self, done: Round, deadline: float, space: Space) -> Space:
         if not self.compactor.pass_done() and self.config.compaction:
             done.busy = True  # compaction has more to fold: it goes first
             if space.pressure < 1.05:
@@ -155,8 +151,7 @@ class Housekeeper:
             if n:
                 done.dead_letters_evicted += n
             else:
-                n, _ = self.evictor.evict_oldest(rows)
-                if not n:
+                if not self.evictor.evict_oldest(rows):
                     break  # nothing left that may go (all in flight): next round
             space = self.measure()
         return space

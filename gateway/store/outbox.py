@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.model import Reading, rollup_kind
-from gateway.store.schema import READINGS, connect, ensure_schema, merged, transaction
+from gateway.store.schema import (
+    READINGS,
+    add_loss,
+    connect,
+    ensure_schema,
+    merged,
+    transaction,
+)
 
 DB_NAME = "gateway.db"
 _PURGE_CHUNK = 50000
@@ -330,7 +337,7 @@ class Outbox:
                    self.conn.execute("SELECT id, samples, min, max, last, last_ts FROM rollups "
                                      "WHERE id > ? AND id <= ?", (start, rows[-1][0]))}
         info = self._series_info
-        out = []
+        out: list[Row] = []
         append = out.append
         if rollups:
             for rid, sid, ts, value in rows:
@@ -355,7 +362,7 @@ class Outbox:
         """Record readings given up on purpose (by reason), so status can show them."""
         if n:
             with self.conn:
-                self._count_loss(reason, sink, n, priority)
+                add_loss(self.conn, reason, sink, n, priority)
 
     def record(self, sink: str, dead: dict[str, list[Row]], dropped: dict[str, int],
                upto_id: int | None) -> None:
@@ -372,18 +379,13 @@ class Outbox:
                 for r in rows:
                     by_priority[r.info.priority] = by_priority.get(r.info.priority, 0) + r.samples
                 for priority, n in by_priority.items():
-                    self._count_loss(reason, sink, n, priority)
+                    add_loss(self.conn, reason, sink, n, priority)
             for reason, n in dropped.items():
                 if n:
-                    self._count_loss(reason, sink, n)
+                    add_loss(self.conn, reason, sink, n)
             if upto_id is not None:
                 self.conn.execute("UPDATE cursors SET last_id = max(last_id, ?), updated = ? "
                                   "WHERE sink = ?", (upto_id, now, sink))
-
-    def _count_loss(self, reason: str, sink: str, n: int, priority: str = "") -> None:
-        self.conn.execute("INSERT INTO losses (reason, sink, priority, count) "
-                          "VALUES (?, ?, ?, ?) ON CONFLICT (reason, sink, priority) "
-                          "DO UPDATE SET count = count + ?", (reason, sink, priority, n, n))
 
     # -- housekeeping and inspection -----------------------------------------------------
 

@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.store.errors import classify
-from gateway.store.schema import READINGS, connect, ensure_schema, readonly_uri, transaction
+from gateway.store.schema import (
+    READINGS,
+    add_loss,
+    connect,
+    ensure_schema,
+    readonly_uri,
+    transaction,
+)
 
 log = logging.getLogger("gateway.store")
 
@@ -42,15 +49,11 @@ class Salvage:
     moved_to: str = ""
     problems: list[str] = field(default_factory=list)
     copied: dict[str, int] = field(default_factory=dict)  # table -> rows
-    held: int = 0  # readings the salvaged rows hold (a compacted row counts for its samples)
+    #: readings salvaged: rows, with each compacted row counted for all it holds
+    readings: int = 0
     unreadable: dict[str, int] = field(default_factory=dict)  # table -> ids skipped (at most)
     gaps: list[tuple[int, int]] = field(default_factory=list)  # reading ids (after, upto] skipped
     lost: dict[str, int] = field(default_factory=dict)  # sink -> readings lost (at most)
-
-    @property
-    def readings(self) -> int:
-        """Readings salvaged: rows, with each compacted row counted for all it holds."""
-        return self.held or sum(n for t, n in self.copied.items() if t.startswith("readings"))
 
     def summary(self) -> str:
         lost = sum(self.unreadable.get(t, 0) for t in self.unreadable if t.startswith("readings"))
@@ -180,9 +183,12 @@ class _Copier:
         priorities = self._priorities()
         if "readings" in tables:  # a schema-1 store: one table for every priority
             for priority, table in READINGS.items():
+                def of_priority(row: tuple, p: str = priority) -> bool:
+                    return priorities.get(row[1]) == p
+
                 self._copy("readings", "id, series, ts, value", table, last_id,
                            f"INSERT INTO {table} (id, series, ts, value) VALUES (?, ?, ?, ?)",
-                           keep=lambda r, p=priority: priorities.get(r[1]) == p)
+                           keep=of_priority)
         for table in READINGS.values():
             if table in tables:
                 self._copy(table, "id, series, ts, value", table, last_id,
@@ -208,7 +214,7 @@ class _Copier:
             "SELECT coalesce(sum(u.samples - 1), 0) FROM rollups u WHERE EXISTS (" +
             " UNION ALL ".join(f"SELECT 1 FROM {t} r WHERE r.id = u.id"
                                for t in READINGS.values()) + ")").fetchone()[0]
-        self.salvage.held = rows + int(extra)
+        self.salvage.readings = rows + int(extra)
 
     def _has_column(self, table: str, column: str) -> bool:
         try:
@@ -345,10 +351,7 @@ def _record(conn: sqlite3.Connection, salvage: Salvage, now: float) -> None:
             lost_rows = sum(max(0, upto - max(after, int(cursor))) for after, upto in salvage.gaps)
             if lost_rows:
                 salvage.lost[sink] = lost_rows
-                conn.execute("INSERT INTO losses (reason, sink, priority, count) "
-                             "VALUES (?, ?, '', ?) ON CONFLICT (reason, sink, priority) "
-                             "DO UPDATE SET count = count + ?",
-                             (CORRUPT, sink, lost_rows, lost_rows))
+                add_loss(conn, CORRUPT, sink, lost_rows)
         detail = {"moved_to": salvage.moved_to, "problems": salvage.problems[:10],
                   "copied": salvage.copied, "unreadable": salvage.unreadable,
                   "summary": salvage.summary()}

@@ -202,6 +202,21 @@ def _migrate_from_1(conn: sqlite3.Connection) -> None:
         raise
 
 
+def add_loss(conn: sqlite3.Connection, reason: str, sink: str, n: int,
+             priority: str = "") -> None:
+    """Count `n` readings given up for `sink` (inside the caller's transaction)."""
+    conn.execute("INSERT INTO losses (reason, sink, priority, count) VALUES (?, ?, ?, ?) "
+                 "ON CONFLICT (reason, sink, priority) DO UPDATE SET count = count + ?",
+                 (reason, sink, priority, n, n))
+
+
+def add_tally(conn: sqlite3.Connection, name: str, n: int, priority: str = "") -> None:
+    """Add `n` to one of the store's own counts (compaction's work, dead letters evicted)."""
+    conn.execute("INSERT INTO tallies (name, priority, count) VALUES (?, ?, ?) "
+                 "ON CONFLICT (name, priority) DO UPDATE SET count = count + ?",
+                 (name, priority, n, n))
+
+
 def merged(select: str, where: str = "") -> str:
     """One SELECT over the four readings tables, merged in id order by SQLite.
 
