@@ -1,27 +1,39 @@
-"""The `gateway` command: run, check, decode, status, replay, demo, store."""
+"""The `gateway` command: run, check, decode, status, replay, demo, store.
+
+Every command that reads a config takes `--config FILE`; without it, the file
+named by $GATEWAY_CONFIG, else /etc/edge-gateway/gateway.yaml (where the
+installer puts it). Results go to stdout, problems and progress to stderr; a
+reader that goes away (`| head`) ends the command quietly.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
-import urllib.error
-import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gateway import __version__, storecli
-from gateway.config.load import load_config
-from gateway.config.schema import DeviceConfig
+from gateway.config.load import CONFIG_ENV, DEFAULT_CONFIG, config_path, load_config
+from gateway.config.schema import Config, DeviceConfig
 from gateway.config.validate import ConfigError
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+#: what a shell shows for a command ended by SIGPIPE (128 + 13)
+EXIT_PIPE = 141
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
+CONFIG_HELP = (f"the gateway's YAML config (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG})")
 
 
-def _config_or_exit(path: str) -> Any:
+def _config_or_exit(given: str | None) -> tuple[Config, Path]:
+    """The config and its folder (relative paths in it start there); exit 1 if it is wrong."""
+    path = config_path(given)
     try:
-        return load_config(path)
+        return load_config(path), Path(path).resolve().parent
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         raise SystemExit(EXIT_PROBLEM) from None
@@ -30,26 +42,28 @@ def _config_or_exit(path: str) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from gateway.service import run_forever
 
-    config = _config_or_exit(args.config)
-    return run_forever(config, Path(args.config).resolve().parent)
+    config, folder = _config_or_exit(args.config)
+    return run_forever(config, folder, config_path(args.config))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_PROBLEM
+    from gateway.config.load import config_warnings
     from gateway.profiles.decoder import Decoder
     from gateway.profiles.library import ProfileLibrary
 
-    library = ProfileLibrary.for_config(config, Path(args.config).resolve().parent)
+    path = config_path(args.config)
+    config, folder = _config_or_exit(path)
+    library = ProfileLibrary.for_config(config, folder)
     decoder = Decoder(config.devices, library, config.gateway.name, config.gateway.tags)
-    print(f"{args.config}: OK — gateway {config.gateway.name!r}, {len(config.devices)} "
-          f"device(s), {len(config.sinks)} sink(s)")
+    warnings = config_warnings(config, path)
+    for warning in warnings:
+        print(f"{path}: warning: {warning}", file=sys.stderr)
+    print(f"{path}: OK — gateway {config.gateway.name!r}, {len(config.devices)} "
+          f"device(s), {len(config.sinks)} sink(s)"
+          + (f", {len(warnings)} warning(s)" if warnings else ""))
     for device in config.devices:
         print(f"  device {device.id}: profile {device.profile}, priority {device.priority}")
-    print("  subscribes (QoS 1): " + ", ".join(decoder.subscriptions()))
+    print("  subscribes (QoS 1): " + (", ".join(decoder.subscriptions()) or "nothing"))
     for sink in config.sinks:
         print(f"  sink {sink.name}: {sink.type}")
     return EXIT_OK
@@ -68,32 +82,79 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
-def cmd_decode(args: argparse.Namespace) -> int:
-    from gateway.profiles.decoder import Decoder
+def _decode_device(args: argparse.Namespace) -> tuple[Any, DeviceConfig, str, dict[str, str]]:
+    """(library, device, gateway name, gateway tags) that `decode` should use."""
     from gateway.profiles.library import ProfileLibrary
 
-    library = ProfileLibrary.builtin() if not args.config else ProfileLibrary.for_config(
-        _config_or_exit(args.config), Path(args.config).resolve().parent)
-    if args.profile not in library.profiles:
-        print(f"unknown profile {args.profile!r}; known: {', '.join(sorted(library.profiles))}",
+    use_config = args.config is not None or (args.profile is None and args.device is not None)
+    if not use_config:
+        if args.profile is None:
+            raise _Usage("give --profile P (with its --param k=v), or --device ID of a "
+                         "configured device (with --config, or the default config)")
+        library = ProfileLibrary.builtin()
+        device = DeviceConfig(id=args.device or "decode", profile=args.profile,
+                              params=_parse_params(args.param or []))
+        return library, device, args.gateway, {}
+    config, folder = _config_or_exit(args.config)
+    library = ProfileLibrary.for_config(config, folder)
+    gateway = args.gateway or config.gateway.name
+    if args.device is not None and args.profile is None:
+        found = [d for d in config.devices if d.id == args.device]
+        if not found:
+            known = ", ".join(d.id for d in config.devices) or "none"
+            raise _Usage(f"no device {args.device!r} in {config_path(args.config)}; "
+                         f"configured: {known}")
+        if args.param:
+            raise _Usage("--param is for --profile; a configured device has its own")
+        return library, found[0], gateway, dict(config.gateway.tags)
+    if args.profile is None:
+        raise _Usage("give --device ID (a configured device) or --profile P")
+    device = DeviceConfig(id=args.device or "decode", profile=args.profile,
+                          params=_parse_params(args.param or []))
+    return library, device, gateway, dict(config.gateway.tags)
+
+
+class _Usage(Exception):
+    """A decode request that cannot be met: the message says what to give instead."""
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    import time
+
+    from gateway.profiles.codes import coded_metrics, meanings
+    from gateway.profiles.decoder import Decoder
+
+    try:
+        library, device, gateway, tags = _decode_device(args)
+    except _Usage as exc:
+        print(f"gateway decode: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    profile = library.get(device.profile)
+    if profile is None:
+        print(f"unknown profile {device.profile!r}; known: {', '.join(sorted(library.profiles))}",
               file=sys.stderr)
         return EXIT_PROBLEM
-    params = _parse_params(args.param or [])
-    device = DeviceConfig(id=args.device, profile=args.profile, params=params)
     problems = library.check_device(device, "--param")
     if problems:
         for p in problems:
             print(str(p).replace("--param.", "--param "), file=sys.stderr)
         return EXIT_PROBLEM
-    payload = args.payload.encode("utf-8") if args.payload is not None else \
+    # A payload typed on the command line comes back as the bytes the shell passed
+    # (os.fsencode undoes Python's surrogateescape), so non-UTF-8 bytes reach the
+    # decoder as they would from a device, instead of failing to encode here.
+    payload = os.fsencode(args.payload) if args.payload is not None else \
         sys.stdin.buffer.read()
-    import time
-
-    decoded = Decoder([device], library, args.gateway).decode(args.topic, payload, time.time())
+    decoded = Decoder([device], library, gateway, tags).decode(args.topic, payload, time.time())
+    coded = coded_metrics(profile, device.params)
     for r in decoded.readings:
-        print(json.dumps(r.as_dict(), ensure_ascii=False))
+        line = r.as_dict()
+        if r.metric in coded:
+            map_name, vmap = coded[r.metric]
+            line["means"] = meanings(vmap).get(r.value, "?")
+            line["map"] = map_name
+        print(json.dumps(line, ensure_ascii=False))
     if decoded.ignored:
-        print(f"ignored: profile {args.profile} knows topic {args.topic!r} but reads nothing "
+        print(f"ignored: profile {device.profile} knows topic {args.topic!r} but reads nothing "
               "from it", file=sys.stderr)
     for reason, detail in decoded.problems:
         print(f"{reason}: {detail}", file=sys.stderr)
@@ -101,37 +162,35 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from gateway.status import render_status, stored_status
+    from gateway.status import EXIT_UNKNOWN, gather, render_status
 
-    config = _config_or_exit(args.config)
-    http = config.gateway.http
-    url = f"http://{http.host}:{http.port}/status"
-    status = None
-    if http.enabled:
-        try:
-            with urllib.request.urlopen(url, timeout=3) as resp:
-                status = json.load(resp)
-        except (OSError, urllib.error.URLError, ValueError):
-            status = None
-    if status is None:
-        from gateway.service import data_dir
-
-        folder = data_dir(config, Path(args.config).resolve().parent)
-        status = stored_status(config, folder)
-        status["note"] = f"no answer on {url}; figures read from the store"
+    try:
+        config, folder = _config_or_exit(args.config)
+    except SystemExit:
+        return EXIT_UNKNOWN
+    status, code = gather(config, folder)
     if args.json:
-        print(json.dumps(status, indent=2))
+        print(json.dumps({**status, "exit_code": code}, indent=2, ensure_ascii=False))
     else:
         print(render_status(status))
-    return EXIT_OK
+    return code
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from gateway.profiles.library import ProfileLibrary
     from gateway.replay import replay
 
-    config = _config_or_exit(args.config)
-    library = ProfileLibrary.for_config(config, Path(args.config).resolve().parent)
+    config, folder = _config_or_exit(args.config)
+    if config.sinks and not args.force:
+        # The gateway cannot tell a replayed message from the device's own: once
+        # stored, made-up values would sit in the real series for good.
+        names = ", ".join(f"{s.name} ({s.type})" for s in config.sinks)
+        print(f"gateway replay: a gateway on this config sends to {names}: the example "
+              "values would be stored and sent there as the devices' own readings, and "
+              "nothing could tell them apart afterwards. Replay against a test config "
+              "(its own data_dir, a file sink or none), or give --force.", file=sys.stderr)
+        return EXIT_PROBLEM
+    library = ProfileLibrary.for_config(config, folder)
     try:
         sent = replay(config, library, args.every, args.rounds)
     except KeyboardInterrupt:
@@ -169,41 +228,60 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_PROBLEM
 
 
+def common_options() -> argparse.ArgumentParser:
+    """Options every subcommand takes, before or after its name."""
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: given after the subcommand it wins; otherwise the top level's stands.
+    common.add_argument("--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS,
+                        help="log detail (default INFO)")
+    return common
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"gateway {__version__}")
-    parser.add_argument("--log-level", default="INFO",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--log-level", default="INFO", choices=LOG_LEVELS,
+                        help="log detail (default INFO)")
+    common = common_options()
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config", "-c", metavar="FILE", help=CONFIG_HELP)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("run", help="run the gateway service")
-    p.add_argument("--config", "-c", required=True, help="YAML config file")
-    p.set_defaults(func=cmd_run)
+    def command(name: str, func: Callable[[argparse.Namespace], int], help: str,
+                with_config: bool = True) -> argparse.ArgumentParser:
+        parents = [common, config] if with_config else [common]
+        p = sub.add_parser(name, parents=parents, help=help, description=help)
+        p.set_defaults(func=func)
+        return p
 
-    p = sub.add_parser("check", help="validate a config file; print every problem")
-    p.add_argument("--config", "-c", required=True)
-    p.set_defaults(func=cmd_check)
+    command("run", cmd_run, "run the gateway service until SIGTERM/SIGINT")
+    command("check", cmd_check, "validate a config: every problem with its key path (exit 1), "
+                                "warnings, and what it will read and send")
 
-    p = sub.add_parser("decode", help="show the readings one message would give")
-    p.add_argument("--profile", required=True, help="device profile name")
+    p = command("decode", cmd_decode, "show the readings one message would give (exit 1 when "
+                                      "it gives a problem)")
+    p.add_argument("--device", metavar="ID",
+                   help="a configured device to decode as (its profile, parameters and tags); "
+                        "with --profile, only the id to tag readings with")
+    p.add_argument("--profile", help="device profile name (instead of a configured --device)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="with --profile: a device parameter, e.g. topic=defib_socket "
+                        "(repeatable)")
     p.add_argument("--topic", required=True, help="MQTT topic the message arrived on")
     p.add_argument("--payload", help="payload text (read from stdin when absent)")
-    p.add_argument("--param", action="append", metavar="KEY=VALUE",
-                   help="device parameter, e.g. topic=defib_socket (repeatable)")
-    p.add_argument("--device", default="decode", help="device id to tag readings with")
-    p.add_argument("--gateway", default="", help="gateway name to tag readings with")
-    p.add_argument("--config", "-c", help="use this config's extra profile folders")
-    p.set_defaults(func=cmd_decode)
+    p.add_argument("--gateway", default="", help="gateway name to tag readings with "
+                                                 "(default: the config's)")
 
-    p = sub.add_parser("replay", help="publish the configured devices' example payloads "
+    p = command("replay", cmd_replay, "publish the configured devices' example payloads "
                                       "(try a config with no hardware)")
-    p.add_argument("--config", "-c", required=True)
     p.add_argument("--every", type=float, default=10.0, help="seconds between rounds")
     p.add_argument("--rounds", type=int, default=1, help="rounds to publish; 0 = forever")
-    p.set_defaults(func=cmd_replay)
+    p.add_argument("--force", action="store_true",
+                   help="publish even though the config forwards to real destinations")
 
-    p = sub.add_parser("demo", help="a simulated village hall through the gateway, with a "
-                                    "live view (no hardware, no broker needed)")
+    p = command("demo", cmd_demo, "a simulated village hall through the gateway, with a live "
+                                  "view (no hardware, no broker needed)", with_config=False)
     p.add_argument("--broker", type=_host_port,
                    help="HOST:PORT of a broker to use (default: start one in-process)")
     p.add_argument("--protocol", default="5", choices=["5", "3.1.1"],
@@ -219,21 +297,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh", type=float, help="seconds between screens (1 on a terminal)")
     p.add_argument("--influx", metavar="URL",
                    help="also send to this VictoriaMetrics/InfluxDB (e.g. http://127.0.0.1:8428)")
-    p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("status", help="ingest, backlog and sink state")
-    p.add_argument("--config", "-c", required=True)
+    p = command("status", cmd_status,
+                "is the gateway running, and how are its broker, store, sinks and devices; "
+                "exit 0 running and healthy, 1 running but degraded, 3 not running, "
+                "4 cannot tell (config unreadable)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("store", help="what the store holds; check, export or vacuum it")
-    storecli.add_commands(p)
+    p = sub.add_parser("store", parents=[common],
+                       help="what the store holds; check, export, redeliver or vacuum it")
+    storecli.add_commands(p, common)
     return parser
 
 
+def _safe_streams() -> None:
+    """Output that cannot fail on its own: a closed stdout, or text it cannot encode."""
+    if sys.stdout is None:  # started with fd 1 closed
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            # A tag or payload excerpt may hold bytes that are not valid in the
+            # terminal's encoding: show them escaped rather than fail.
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _safe_streams()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    return int(args.func(args) or 0)
+    try:
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`gateway status | head -1`): nothing more to say to it.
+        # Point stdout at /dev/null so the interpreter's own flush at exit cannot fail.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_PIPE
+    return code

@@ -309,9 +309,14 @@ RECOVERY_LIMIT = 3
 RECOVERY_WINDOW = 3600.0
 
 
-def run_forever(config: Config, config_dir: Path) -> int:
+def run_forever(config: Config, config_dir: Path, config_file: str | None = None) -> int:
     """Run the gateway until SIGTERM or SIGINT. Returns the exit status."""
     recoveries: list[float] = []
+    if config_file is not None:
+        from gateway.config.load import config_warnings
+
+        for warning in config_warnings(config, config_file):
+            log.warning("%s: %s", config_file, warning)
 
     async def main() -> int:
         loop = asyncio.get_running_loop()

@@ -1,16 +1,98 @@
-"""`gateway status`: the running gateway's state, or what its store says when stopped."""
+"""`gateway status`: the running gateway's state, or what its store says when stopped.
+
+Whether the gateway runs is asked of the kernel (who holds the store's lock),
+not of whatever answers on the configured HTTP port: another gateway may hold
+that port, or this one may run with the endpoint off. An answer on the port is
+believed only when it names this gateway and this store. The exit status is
+for monitoring scripts: 0 running and healthy, 1 running but degraded (with
+the reasons shown), 3 not running, 4 cannot tell (the config cannot be read).
+"""
 
 from __future__ import annotations
 
 import json
+import textwrap
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 from gateway.config.schema import Config
 from gateway.store.bounds import measure
 from gateway.store.inspect import StoreUnreadable, open_readonly
+from gateway.store.lock import holder
 from gateway.store.outbox import DB_NAME
+
+EXIT_HEALTHY, EXIT_DEGRADED, EXIT_NOT_RUNNING, EXIT_UNKNOWN = 0, 1, 3, 4
+#: sink states that mean readings are not getting through
+SINK_TROUBLE = ("retrying", "stopped", "held")
+
+
+def gather(config: Config, config_dir: Path) -> tuple[dict[str, Any], int]:
+    """The status to show and the exit code that goes with it."""
+    from gateway.service import data_dir
+
+    folder = data_dir(config, config_dir)
+    pid = holder(folder)
+    http = config.gateway.http
+    url = f"http://{http.host}:{http.port}/status"
+    status: dict[str, Any] | None = None
+    note = ""
+    if pid is not None and http.enabled:
+        answer, note = _ask(url, config.gateway.name, folder, pid)
+        status = answer
+    elif pid is not None:
+        note = "its status endpoint is off (gateway.http.enabled: false)"
+    if status is None:
+        status = stored_status(config, folder)
+        if pid is not None:
+            status["running"] = True
+            status["pid"] = pid
+            status["note"] = f"{note}; figures read from the store"
+        else:
+            status["note"] = "no gateway holds its store; figures read from the store"
+    if pid is None:
+        return status, EXIT_NOT_RUNNING
+    problems = degraded(status)
+    status["degraded"] = problems
+    return status, EXIT_DEGRADED if problems else EXIT_HEALTHY
+
+
+def _ask(url: str, name: str, folder: Path, pid: int) -> tuple[dict[str, Any] | None, str]:
+    """The running gateway's own status, if the answer on `url` is from it."""
+    try:
+        with urllib.request.urlopen(url, timeout=3) as resp:
+            answer = json.load(resp)
+    except (OSError, urllib.error.URLError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        return None, f"no answer on {url} ({reason})"
+    if not isinstance(answer, dict):
+        return None, f"the answer on {url} is not a gateway's status"
+    theirs = (answer.get("gateway"), answer.get("store"), answer.get("pid"))
+    if theirs != (name, str(folder), pid):
+        return None, (f"the answer on {url} is from another gateway ({theirs[0]!r}, store "
+                      f"{theirs[1]}, pid {theirs[2]}), not from this one (pid {pid}): "
+                      "check gateway.http.port")
+    return answer, ""
+
+
+def degraded(status: dict[str, Any]) -> list[str]:
+    """Why a running gateway is not doing its whole job, one reason a line ([] if it is)."""
+    out = []
+    mqtt = status.get("mqtt")
+    if mqtt is not None and not mqtt.get("connected"):
+        out.append(f"not connected to the MQTT broker {mqtt.get('broker')}")
+    ingest = status.get("ingest") or {}
+    if ingest and not ingest.get("store_writable", True):
+        out.append(f"the store cannot be written ({ingest.get('store_fault') or 'error'})")
+    for sink in status.get("sinks") or []:
+        if sink.get("state") in SINK_TROUBLE:
+            out.append(f"sink {sink['name']} is {sink['state']}"
+                       + (f": {sink['last_error']}" if sink.get("last_error") else ""))
+    if "mqtt" not in status:
+        out.append("its own status could not be read: " + str(status.get("note", "")))
+    return out
 
 
 def stored_status(config: Config, data_dir: Path) -> dict[str, Any]:
@@ -73,14 +155,46 @@ def _event_words(event: dict[str, Any]) -> str:
         return str(event["detail"])
 
 
+def _devices(devices: dict[str, Any], now: float) -> list[str]:
+    """Each device: online state, when last heard, and its latest values with units."""
+    width = max(len(d) for d in devices)
+    lines = ["  devices:"]
+    for name, dev in devices.items():
+        online = dev.get("online")
+        state = "online" if online else ("OFFLINE" if online is False else "availability unknown")
+        seen = dev.get("last_seen")
+        heard = "nothing heard yet" if seen is None else f"heard {_age(max(0.0, now - seen))} ago"
+        if seen is not None and now - seen < 1:
+            heard = "heard just now"
+        lines.append(f"    {name:<{width}}  {state}, {heard}")
+        values = " · ".join(f"{series} {_value(v)}{(' ' + unit) if unit else ''}"
+                            for series, (v, unit, *_) in (dev.get("values") or {}).items())
+        if values:
+            lines.extend(textwrap.wrap(values, 100, initial_indent=" " * (6 + width),
+                                       subsequent_indent=" " * (6 + width),
+                                       break_on_hyphens=False))
+    return lines
+
+
+def _value(v: float) -> str:
+    return f"{v:.0f}" if v == int(v) and abs(v) < 1e15 else f"{v:.6g}"
+
+
 def render_status(s: dict[str, Any]) -> str:
-    lines = [f"gateway {s.get('gateway')}: " + ("running" if s.get("running") else "not running")]
+    head = "running" if s.get("running") else "not running"
+    if s.get("running") and "degraded" in s:
+        head += ", DEGRADED" if s["degraded"] else ", healthy"
+    lines = [f"gateway {s.get('gateway')}: {head}"]
+    for reason in s.get("degraded") or []:
+        lines.append(f"  ! {reason}")
     if s.get("note"):
         lines.append(f"  ({s['note']})")
     if s.get("error"):
         lines.append(f"  {s['error']}")
     if "uptime" in s:
         lines.append(f"  version {s.get('version')}, pid {s.get('pid')}, up {_age(s['uptime'])}")
+    elif s.get("pid"):
+        lines.append(f"  pid {s['pid']}")
     lines.append(f"  store: {s.get('store')}")
     space = s.get("store_space")
     if space and space.get("budget_bytes"):
@@ -112,14 +226,7 @@ def render_status(s: dict[str, Any]) -> str:
             lines.append(f"    undecodable {reason}: {n:.0f}")
     devices = s.get("devices")
     if devices:
-        offline = sorted(d for d, v in devices.items() if v.get("online") is False)
-        silent = sorted(d for d, v in devices.items() if v.get("last_seen") is None)
-        line = f"  devices: {len(devices)}"
-        if offline:
-            line += f", offline: {', '.join(offline)}"
-        if silent:
-            line += f", nothing heard yet from: {', '.join(silent)}"
-        lines.append(line)
+        lines.extend(_devices(devices, time.time()))
     lines.append("  sinks:")
     for k in s.get("sinks", []):
         head = f"    {k['name']}"

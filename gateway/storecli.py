@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
-from gateway.config.load import load_config
+from gateway.config.load import CONFIG_ENV, DEFAULT_CONFIG, config_path, load_config
 from gateway.config.schema import StoreSection
 from gateway.config.validate import ConfigError, parse_duration
 from gateway.model import PRIORITIES
@@ -84,13 +84,14 @@ def locate(args: argparse.Namespace) -> StoreLocation:
         return StoreLocation(folder, StoreSection(), "--data-dir", args.data_dir)
     from gateway.service import data_dir
 
+    path = config_path(args.config)
     try:
-        config = load_config(args.config)
+        config = load_config(path)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         raise SystemExit(EXIT_PROBLEM) from None
-    folder = data_dir(config, Path(args.config).resolve().parent)
-    return StoreLocation(folder, config.store, "--config", args.config)
+    folder = data_dir(config, Path(path).resolve().parent)
+    return StoreLocation(folder, config.store, "--config", path)
 
 
 def require_store(where: StoreLocation, write: bool = False) -> None:
@@ -525,15 +526,18 @@ def _guarded(command: Command, name: str) -> Callable[[argparse.Namespace], int]
     return run
 
 
-def add_commands(parser: argparse.ArgumentParser) -> None:
-    """The `gateway store` subcommands, on the `store` subparser of the `gateway` command."""
+def add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    """The `gateway store` subcommands, on the `store` subparser of the `gateway` command.
+
+    `common` holds the options every command takes (--log-level)."""
     parser.description = ("Look into the store, check it, export its readings or give its "
                           "free space back. stats, check and export only read (they work "
                           "while the gateway runs); check --repair and vacuum need it stopped.")
-    where = argparse.ArgumentParser(add_help=False)
-    group = where.add_mutually_exclusive_group(required=True)
+    where = argparse.ArgumentParser(add_help=False, parents=[common])
+    group = where.add_mutually_exclusive_group()
     group.add_argument("--config", "-c", metavar="FILE",
-                       help="the gateway's YAML config (its data_dir)")
+                       help=f"the gateway's YAML config, for its data_dir (default: "
+                            f"${CONFIG_ENV}, else {DEFAULT_CONFIG})")
     group.add_argument("--data-dir", metavar="DIR",
                        help="the folder holding gateway.db (for a store without its config)")
     sub = parser.add_subparsers(dest="store_command", required=True, metavar="COMMAND")

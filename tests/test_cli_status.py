@@ -28,15 +28,16 @@ def test_status_of_a_running_then_stopped_gateway(mosquitto, victoria, make_gate
                        and s["sinks"][1]["backlog_rows"] >= 2, 20), gw.status()
 
     shown = gw.cli("status", "--config", str(gw.config_path))
-    assert shown.returncode == 0, shown.stderr
+    assert shown.returncode == 1, shown.stderr  # running, but a sink cannot deliver
     text = shown.stdout
-    assert text.startswith("gateway hall: running")
+    assert text.startswith("gateway hall: running, DEGRADED\n  ! sink offsite is retrying: "
+                           "cannot reach"), text
     assert f"mqtt {mosquitto.host}:{mosquitto.port}: connected" in text
     assert re.search(r"ingest: received 2 messages, decoded 2", text), text
     vm = next(line for line in text.splitlines() if line.strip().startswith("vm "))
     assert re.search(r"vm \[(ok|idle)\] backlog \d+ rows", vm), vm
     assert "delivered" in vm
-    offsite = text.split("offsite", 1)[1]
+    offsite = text.split("\n    offsite", 1)[1]
     assert re.match(r" \[retrying\] backlog (\d+) rows, oldest \d+s", offsite), offsite
     assert int(re.match(r" \[retrying\] backlog (\d+)", offsite).group(1)) >= 2
     assert "last error: cannot reach" in offsite and down in offsite
@@ -47,7 +48,7 @@ def test_status_of_a_running_then_stopped_gateway(mosquitto, victoria, make_gate
 
     assert gw.stop() == 0
     stopped = gw.cli("status", "--config", str(gw.config_path))
-    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.returncode == 3, stopped.stderr
     text = stopped.stdout
     assert text.startswith("gateway hall: not running")
     assert "figures read from the store" in text
@@ -66,6 +67,6 @@ def test_status_before_the_gateway_ever_ran(tmp_path):
     gw = GatewayProcess(tmp_path, {"gateway": {"name": "hall"},
                                    "mqtt": {"port": free_port()}})
     shown = gw.cli("status", "--config", str(gw.config_path))
-    assert shown.returncode == 0, shown.stderr
+    assert shown.returncode == 3, shown.stderr
     assert shown.stdout.startswith("gateway hall: not running")
     assert "no store at" in shown.stdout

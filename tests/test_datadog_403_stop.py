@@ -44,13 +44,13 @@ def test_wrong_api_key_stops_the_sink_and_keeps_the_backlog(mosquitto, datadog_i
     assert datadog_intake.requests and {r.status for r in datadog_intake.requests} == {403}
     assert datadog_intake.stored_point_count() == 0
     status_text = gw.cli("status", "--config", str(gw.config_path))
-    assert status_text.returncode == 0
+    assert status_text.returncode == 1  # running, degraded
     assert "stopped" in status_text.stdout and "403" in status_text.stdout
 
     assert gw.stop() == 0
     # Stopped, the store still holds every reading for the sink.
     stored = gw.cli("status", "--json", "--config", str(gw.config_path))
-    assert stored.returncode == 0
+    assert stored.returncode == 3  # not running
     offline = json.loads(stored.stdout)
     assert offline["running"] is False
     (dd,) = offline["sinks"]

@@ -18,7 +18,10 @@ def test_replayed_examples_of_every_profile_are_received_and_decoded(mosquitto, 
         "sinks": [{"name": "vm", "type": "influx", "url": victoria.url}],
     })
     gw.start()
-    done = gw.cli("replay", "--config", str(gw.config_path), "--rounds", "1")
+    refused = gw.cli("replay", "--config", str(gw.config_path), "--rounds", "1")
+    assert refused.returncode == 1
+    assert "sends to vm (influx): the example values would be stored" in refused.stderr
+    done = gw.cli("replay", "--config", str(gw.config_path), "--rounds", "1", "--force")
     assert done.returncode == 0, done.stderr
     sent = int(re.search(r"published (\d+) example", done.stdout).group(1))
     assert sent > 30

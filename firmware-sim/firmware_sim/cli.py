@@ -58,11 +58,23 @@ def _hook(spec: str) -> tuple[str, Callable[[], None]]:
     return name, run
 
 
+def _version() -> str:
+    """The installed distribution's version (the simulator ships with the gateway)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("edge-gateway")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gateway-sim", description=(
         "Simulated device firmware (Tasmota, Shelly, Zigbee2MQTT, ESPHome, ELM327, GPS) "
         "that publishes exactly what the real devices publish."))
-    p.add_argument("--log-level", default="WARNING")
+    p.add_argument("--version", action="version", version=f"gateway-sim {_version()}")
+    p.add_argument("--log-level", default="WARNING", type=str.upper,
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the scenarios")
     run = sub.add_parser("run", help="run a scenario against a broker, or record it")
@@ -245,18 +257,22 @@ def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if out is None and sys.stdout is None:  # started with fd 1 closed
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     out = out or sys.stdout
     try:
-        if args.command == "list":
-            return cmd_list(out)
-        if args.command == "config":
-            return cmd_config(args, out)
-        if args.command == "run":
-            return cmd_run(args, out)
-        return cmd_load(args, out)
+        commands = {"list": lambda: cmd_list(out), "config": lambda: cmd_config(args, out),
+                    "run": lambda: cmd_run(args, out)}
+        code = commands.get(args.command, lambda: cmd_load(args, out))()
+        out.flush()
+        return code
     except ScenarioError as exc:
         print(f"gateway-sim: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`gateway-sim list | head`): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (ConnectionError, OSError) as exc:
         print(f"gateway-sim: {exc}", file=sys.stderr)
         return 1

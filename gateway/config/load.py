@@ -16,10 +16,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gateway.config.schema import Config, DeviceConfig
 from gateway.config.validate import ConfigError, Interpolated, Problem, build
+from gateway.config.yamlfile import YamlError, load_yaml
+
+#: where `gateway` looks for its config when no --config is given (deploy/install.sh puts
+#: it there); GATEWAY_CONFIG names another
+DEFAULT_CONFIG = "/etc/edge-gateway/gateway.yaml"
+CONFIG_ENV = "GATEWAY_CONFIG"
 
 _REF = re.compile(r"\$\$\{|\$\{([^}]*)\}")
 _DEVICE_KEYS = {f for f in DeviceConfig.__dataclass_fields__ if f != "params"}
@@ -100,18 +104,19 @@ def parse_config(text: str, source: str = "<config>",
     """Parse and validate config text; raises ConfigError listing every problem."""
     env = os.environ if env is None else env
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        what = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([Problem(where, f"not valid YAML: {what}")], source) from None
+        raw, problems = load_yaml(text)
+    except YamlError as exc:
+        raise ConfigError([Problem(exc.where, f"not valid YAML: {exc.what}")], source) from None
     if raw is None:
         raw = {}
-    problems: list[Problem] = []
-    data = _split_device_params(_walk(raw, "", env, problems))
+    unresolved: list[Problem] = []
+    data = _split_device_params(_walk(raw, "", env, unresolved))
     config, more = build(Config, data)
-    problems.extend(more)
+    # A `${VAR}` that could not be resolved is the one cause of whatever else is wrong
+    # with that key (a port that is '' is "not an integer"): report the cause alone.
+    causes = {p.path for p in unresolved}
+    problems.extend(unresolved)
+    problems.extend(p for p in more if p.path not in causes)
     # Devices are checked against their profiles even when other keys have problems,
     # so one `gateway check` lists everything to fix.
     if config is not None and all(isinstance(d, str) for d in config.gateway.profiles_dirs):
@@ -119,9 +124,14 @@ def parse_config(text: str, source: str = "<config>",
 
         library = ProfileLibrary.for_config(config, base_dir=Path(source).parent)
         problems.extend(library.problems)
-        for i, device in enumerate(config.devices):
-            if isinstance(device, DeviceConfig):
-                problems.extend(library.check_device(device, f"devices[{i}]"))
+        device_problems = [p for i, device in enumerate(config.devices)
+                           if isinstance(device, DeviceConfig)
+                           for p in library.check_device(device, f"devices[{i}]")]
+        problems.extend(device_problems)
+        if not device_problems and all(isinstance(d, DeviceConfig) for d in config.devices):
+            from gateway.profiles.overlaps import topic_overlaps
+
+            problems.extend(topic_overlaps(config.devices, library)[0])
     # "is required" adds nothing when the same key already has a problem
     # (say, its ${VAR} is not set).
     other = {p.path for p in problems if not p.message.startswith("is required")}
@@ -132,12 +142,43 @@ def parse_config(text: str, source: str = "<config>",
     return config
 
 
+def config_warnings(config: Config, config_file: str | Path) -> list[Problem]:
+    """What is legal but likely not meant: `gateway check` prints these, `run` logs them."""
+    from gateway.profiles.library import ProfileLibrary
+    from gateway.profiles.overlaps import topic_overlaps
+
+    out = []
+    if not config.devices:
+        out.append(Problem("devices", "none configured: the gateway reads nothing but its own "
+                                      "health"))
+    if not config.sinks:
+        out.append(Problem("sinks", "none configured: readings stay in the store (shown by "
+                                    "`gateway status` and `gateway store export`) until its "
+                                    "budget is full, then the oldest are evicted (counted)"))
+    library = ProfileLibrary.for_config(config, Path(config_file).parent)
+    out.extend(topic_overlaps(config.devices, library)[1])
+    return out
+
+
+def config_path(given: str | None, env: Mapping[str, str] | None = None) -> str:
+    """The config file to use: --config if given, else $GATEWAY_CONFIG, else DEFAULT_CONFIG."""
+    env = os.environ if env is None else env
+    return given or env.get(CONFIG_ENV) or DEFAULT_CONFIG
+
+
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
     """Read and validate a config file."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([Problem("", f"cannot read config: {exc.strerror or exc}")],
+        hint = ""
+        if isinstance(exc, FileNotFoundError) and str(path) == DEFAULT_CONFIG:
+            hint = (f" (the default: give --config FILE or set {CONFIG_ENV}; "
+                    "deploy/install.sh writes this one)")
+        raise ConfigError([Problem("", f"cannot read config: {exc.strerror or exc}{hint}")],
+                          str(file)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem("", f"not UTF-8 text (byte {exc.start})")],
                           str(file)) from None
     return parse_config(text, str(file), env)

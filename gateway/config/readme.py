@@ -1,4 +1,4 @@
-"""Keep README.md's generated sections (config reference, profile list) current.
+"""Keep README.md's generated sections (config reference, profile list, value maps) current.
 
     python -m gateway.config.readme          # rewrite them in place
 """
@@ -8,13 +8,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gateway.config.reference import config_reference, profile_list
+from gateway.config.reference import config_reference, profile_list, value_maps
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def sections() -> dict[str, str]:
-    return {"config": config_reference(), "profiles": profile_list()}
+    return {"config": config_reference(), "profiles": profile_list(), "maps": value_maps()}
 
 
 def render(text: str) -> str:

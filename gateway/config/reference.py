@@ -45,6 +45,8 @@ def _type_name(tp: Any) -> str:
 
 
 def _default(f: dataclasses.Field[Any]) -> str:
+    if f.metadata.get("required"):
+        return "**required**"
     if f.default is not dataclasses.MISSING:
         value = f.default
     elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
@@ -157,6 +159,27 @@ def profile_list(library: ProfileLibrary | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def value_maps(library: ProfileLibrary | None = None) -> str:
+    """Every value map the shipped profiles use: the numbers stored and the words they mean."""
+    from gateway.profiles.codes import coded_metrics, meanings
+
+    library = library or ProfileLibrary.builtin()
+    used: dict[str, tuple[Any, set[str]]] = {}
+    for name in sorted(library.profiles):
+        profile = library.profiles[name]
+        for metric, (map_name, vmap) in coded_metrics(profile, {}).items():
+            if map_name != "inline":
+                used.setdefault(map_name, (vmap, set()))[1].add(metric)
+    lines = ["| map | stored value = payload word(s) | metrics |", "|---|---|---|"]
+    for map_name, (vmap, metrics) in sorted(used.items()):
+        codes = ", ".join(f"{number:g} = {words}" for number, words in
+                          sorted(meanings(vmap).items()))
+        lines.append(f"| `{map_name}` | {codes} | "
+                     + ", ".join(f"`{m}`" for m in sorted(metrics)) + " |")
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
     print(config_reference())
     print(profile_list())
+    print(value_maps())

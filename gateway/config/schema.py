@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.config.validate import Bytes, Duration, Secret, doc
@@ -27,11 +28,35 @@ def _name_problems(key: str, value: str, what: str) -> Iterator[tuple[str, str]]
         yield key, f"{what} {value!r} may hold only letters, digits, '_', '.', '-'"
 
 
+def _port_problems(key: str, port: int) -> Iterator[tuple[str, str]]:
+    if not 0 < port < 65536:
+        yield key, f"must be a TCP port between 1 and 65535, got {port}"
+
+
+def _url_problems(key: str, url: str) -> Iterator[tuple[str, str]]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        yield key, f"must be an http:// or https:// URL with a host, got {url!r}"
+        return
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        yield key, f"has a port out of range (1-65535): {url!r}"
+
+
+def _positive(key: str, value: float, what: str = "") -> Iterator[tuple[str, str]]:
+    if not value > 0:
+        yield key, f"must be more than 0{what}, got {value:g}"
+
+
 @dataclass(frozen=True)
 class HttpConfig:
     enabled: bool = field(default=True, metadata=doc("serve /metrics and /status"))
     host: str = field(default="127.0.0.1", metadata=doc("address to listen on"))
     port: int = field(default=9108, metadata=doc("port for /metrics (Prometheus) and /status"))
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        yield from _port_problems("port", self.port)
 
 
 @dataclass(frozen=True)
@@ -102,14 +127,22 @@ class MqttSection:
     reconnect_max: float = field(default=60.0, metadata=doc("longest reconnect delay, seconds"))
 
     def check(self) -> Iterator[tuple[str, str]]:
-        if not 0 < self.port < 65536:
-            yield "port", "must be between 1 and 65535"
+        yield from _port_problems("port", self.port)
+        if not self.host.strip():
+            yield "host", "must name the broker (e.g. 127.0.0.1)"
         if self.password is not None and self.username is None:
             yield "password", "a password needs a username"
         if not 1 <= self.receive_maximum <= 65535:
             yield "receive_maximum", "must be between 1 and 65535"
         if self.reconnect_min <= 0 or self.reconnect_max < self.reconnect_min:
             yield "reconnect_max", "need 0 < reconnect_min <= reconnect_max"
+        # MQTT's keep-alive is a 16-bit count of seconds; 0 would turn pings off.
+        if not 5 <= self.keepalive <= 65535:
+            yield "keepalive", f"must be between 5 and 65535 seconds, got {self.keepalive}"
+        if not 0 <= self.session_expiry <= 0xFFFFFFFF:
+            yield "session_expiry", "must be between 0 and 4294967295 seconds"
+        if self.max_payload_bytes < 1:
+            yield "max_payload_bytes", "must be at least 1"
 
 
 Priority = Literal["critical", "high", "normal", "low"]
@@ -226,6 +259,7 @@ class SinkCommon:
         yield from _name_problems("name", self.name, "sink name")
         if self.batch_size < 1:
             yield "batch_size", "must be at least 1"
+        yield from _positive("timeout", self.timeout, " seconds")
         if self.backoff_min <= 0 or self.backoff_max < self.backoff_min:
             yield "backoff_max", "need 0 < backoff_min <= backoff_max"
 
@@ -233,7 +267,9 @@ class SinkCommon:
 @dataclass(frozen=True)
 class InfluxSinkConfig(SinkCommon):
     type: Literal["influx"] = "influx"
-    url: str = field(default="http://127.0.0.1:8086", metadata=doc("base URL"))
+    url: str = field(default="", metadata=doc(
+        "base URL, e.g. http://127.0.0.1:8428 (VictoriaMetrics), http://127.0.0.1:8086 (InfluxDB)",
+        required=True))
     api: Literal["v1", "v2"] = field(
         default="v1", metadata=doc("v1: POST <url>/write; v2: POST <url>/api/v2/write")
     )
@@ -247,8 +283,11 @@ class InfluxSinkConfig(SinkCommon):
 
     def check(self) -> Iterator[tuple[str, str]]:
         yield from SinkCommon.check(self)
-        if not self.url.startswith(("http://", "https://")):
-            yield "url", "must start with http:// or https://"
+        if not self.url:
+            yield "url", ("is required: where to write, e.g. http://127.0.0.1:8428 "
+                          "(VictoriaMetrics) or http://127.0.0.1:8086 (InfluxDB)")
+        else:
+            yield from _url_problems("url", self.url)
         if self.api == "v2" and (not self.org or not self.bucket):
             yield "api", "api v2 needs org and bucket"
         if (self.username is None) != (self.password is None):
@@ -290,6 +329,8 @@ class DatadogSinkConfig(SinkCommon):
             yield "api_key", "is required (use ${DD_API_KEY} or a credential file)"
         if self.url is None and self.site not in DATADOG_SITES:
             yield "site", "must be one of " + ", ".join(DATADOG_SITES)
+        if self.url is not None:
+            yield from _url_problems("url", self.url)
 
 
 @dataclass(frozen=True)
@@ -310,8 +351,9 @@ class MqttSinkConfig(SinkCommon):
 
     def check(self) -> Iterator[tuple[str, str]]:
         yield from SinkCommon.check(self)
-        if not 0 < self.port < 65536:
-            yield "port", "must be between 1 and 65535"
+        yield from _port_problems("port", self.port)
+        if not self.host.strip():
+            yield "host", "must name the upstream broker"
         if "#" in self.topic or "+" in self.topic:
             yield "topic", "a publish topic may not hold the wildcards + or #"
 

@@ -94,9 +94,13 @@ class ConfigError(Exception):
         super().__init__(f"{where}{len(problems)} problem(s) in configuration:\n{lines}")
 
 
-def doc(text: str, *, secret: bool = False) -> dict[str, Any]:
-    """Field metadata: a one-line description shown in errors and the reference."""
-    return {"doc": text, "secret": secret}
+def doc(text: str, *, secret: bool = False, required: bool = False) -> dict[str, Any]:
+    """Field metadata: a one-line description shown in errors and the reference.
+
+    `required` marks a field that has a placeholder default only because dataclass
+    inheritance needs one (its class's `check()` reports it when missing).
+    """
+    return {"doc": text, "secret": secret, "required": required}
 
 
 def _join(path: str, key: str | int) -> str:

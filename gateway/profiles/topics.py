@@ -69,7 +69,7 @@ def minimal_filters(filters: Iterable[str]) -> list[str]:
     out = []
     for f in distinct:
         levels = f.split("/")
-        covered = any(g != f and _covers(g, f)
+        covered = any(g != f and covers(g, f)
                       for k in range(len(levels) + 1)
                       for g in wide.get(tuple(levels[:k]), ()))
         if not covered:
@@ -77,7 +77,7 @@ def minimal_filters(filters: Iterable[str]) -> list[str]:
     return out
 
 
-def _covers(wide: str, narrow: str) -> bool:
+def covers(wide: str, narrow: str) -> bool:
     """Whether every topic the filter `narrow` matches is matched by `wide`."""
     w, n = wide.split("/"), narrow.split("/")
     for i, level in enumerate(w):

@@ -128,6 +128,17 @@ class GatewayProcess:
                               capture_output=True, text=True, input=input, timeout=timeout,
                               cwd=self.workdir)
 
+    def wait_for_log(self, text: str, timeout: float) -> bool:
+        """Wait until the gateway's log holds `text` (for a gateway without /status)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log_text():
+                return True
+            if self.proc is not None and self.proc.poll() is not None:
+                return False
+            time.sleep(0.1)
+        return False
+
     def log_text(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")
