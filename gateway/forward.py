@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 
 from gateway.sinks.base import Outcome, Sink
 from gateway.stats import Stats
+from gateway.store import redelivery
 from gateway.store.errors import classify
 from gateway.store.inflight import InFlight
 from gateway.store.outbox import Outbox, Row
 
 log = logging.getLogger("gateway.forward")
 
-STOPPED_RETRY = 3600.0  # a stopped sink (e.g. 403) tries once an hour, loudly
+HELD_RETRY = 3600.0  # a held sink (a wrong URL, a refused key) tries once an hour, loudly
 
 
 @dataclass
@@ -80,7 +81,7 @@ class Forwarder:
     def _set_state(self, state: str, error: str = "") -> None:
         self.state = state
         self.last_error = error
-        states = ("ok", "retrying", "stopped", "idle", "starting")
+        states = ("ok", "retrying", "held", "idle", "starting")
         for s in states:
             self.stats.set("gateway.sink.state", 1.0 if s == state else 0.0,
                            sink=self.sink.name, state=s)
@@ -100,7 +101,7 @@ class Forwarder:
         try:
             while not self._stopping:
                 try:
-                    rows = await asyncio.to_thread(self._fetch, outbox)
+                    rows, again = await asyncio.to_thread(self._next, outbox)
                 except sqlite3.Error as exc:
                     self.inflight.release(name)
                     fault = classify(exc)
@@ -110,23 +111,33 @@ class Forwarder:
                     await self._sleep(5.0)
                     continue
                 if not rows:
-                    if self.state not in ("retrying", "stopped"):
+                    if self.state not in ("retrying", "held"):
                         self._set_state("idle")
                     await self._idle()
                     continue
                 try:
-                    outcome = await self._deliver(rows)
-                    recorded = await asyncio.to_thread(self._record, outbox, rows, outcome)
+                    if again:
+                        # Asked for by name (`gateway store redeliver`): sent whatever
+                        # their age, this sink's max_age notwithstanding.
+                        outcome = await self._send(rows)
+                        recorded = await asyncio.to_thread(self._record_again, outbox, rows,
+                                                           outcome)
+                    else:
+                        outcome = await self._deliver(rows)
+                        recorded = await asyncio.to_thread(self._record, outbox, rows,
+                                                           outcome)
                 finally:
                     self.inflight.release(name)
                 if not recorded:
                     await self._sleep(5.0)
-                elif outcome.stop:
-                    self._set_state("stopped", outcome.error)
-                    log.error("sink %s STOPPED: %s. Its readings are kept in the store "
-                              "(backlog grows); fix the cause and restart the gateway. "
-                              "Retrying once in %.0f s.", name, outcome.error, STOPPED_RETRY)
-                    await self._sleep(STOPPED_RETRY)
+                elif outcome.hold:
+                    self._set_state("held", outcome.error)
+                    log.error("sink %s HELD: %s. The destination refuses the requests "
+                              "themselves, so no reading is given up for it: they are kept "
+                              "in the store (the backlog grows). Fix the sink's settings and "
+                              "restart the gateway; it tries again in %.0f s.", name,
+                              outcome.error, HELD_RETRY)
+                    await self._sleep(HELD_RETRY)
                 elif outcome.error:
                     delay = self.backoff.next(outcome.retry_after)
                     self._set_state("retrying", outcome.error)
@@ -135,7 +146,7 @@ class Forwarder:
                                 "backlog waits in the store)", name, outcome.error, delay)
                     await self._sleep(delay)
                 else:
-                    if self.state in ("retrying", "stopped"):
+                    if self.state in ("retrying", "held"):
                         log.info("sink %s: delivering again", name)
                     self.backoff.reset()
                     self._set_state("ok")
@@ -153,6 +164,40 @@ class Forwarder:
                           classify(exc).explain(exc))
                 await self._sleep(5.0)
         return None
+
+    def _next(self, outbox: Outbox) -> tuple[list[Row], bool]:
+        """The next batch: dead letters put back in the queue first, then what follows
+        the cursor. The flag says which."""
+        if redelivery.waiting(outbox, self.sink.name):
+            rows = redelivery.fetch(outbox, self.sink.name, self.batch_size)
+            if rows:
+                return rows, True
+        return self._fetch(outbox), False
+
+    def _record_again(self, outbox: Outbox, rows: list[Row], outcome: Outcome) -> bool:
+        """Record a redelivery (see gateway.store.redelivery). False if the store refused."""
+        name = self.sink.name
+        refused: dict[str, list[Row]] = {}
+        for row, reason in outcome.dead:
+            refused.setdefault(reason, []).append(row)
+        dead_ids = {row.id for row, _ in outcome.dead}
+        delivered = [r for r in rows[:outcome.done] if r.id not in dead_ids]
+        try:
+            back = redelivery.finish(outbox, name, delivered, refused)
+        except sqlite3.Error as exc:
+            log.error("sink %s: cannot record the redelivery: %s; it will be sent again",
+                      name, classify(exc).explain(exc))
+            return False
+        if back:
+            self.stats.inc("gateway.redelivered", back, sink=name)
+            self.stats.inc("gateway.delivered", back, sink=name)
+            log.info("sink %s: %d dead-lettered reading(s) delivered on a second try", name,
+                     back)
+        for reason, again in refused.items():
+            log.error("sink %s: %d redelivered reading(s) refused again (%s)%s; still in the "
+                      "dead_letters table", name, len(again), reason,
+                      f": {outcome.refusal}" if outcome.refusal else "")
+        return True
 
     def _fetch(self, outbox: Outbox) -> list[Row]:
         """The next batch, claimed before it is read (see InFlight)."""
@@ -228,8 +273,9 @@ class Forwarder:
         for reason, dead_rows in by_reason.items():
             n = sum(r.samples for r in dead_rows)
             self.stats.inc("gateway.dropped", n, sink=name, reason=reason)
-            log.error("sink %s: %d reading(s) refused (%s); kept in the dead_letters "
-                      "table", name, n, reason)
+            log.error("sink %s: %d reading(s) refused one by one (%s)%s; kept in the "
+                      "dead_letters table (`gateway store redeliver` sends them again)", name,
+                      n, reason, f": {outcome.refusal}" if outcome.refusal else "")
         for reason, n in outcome.dropped.items():
             self.stats.inc("gateway.dropped", n, sink=name, reason=reason)
             log.warning("sink %s: dropped %d reading(s): %s", name, n, reason)

@@ -52,8 +52,8 @@ class SelfMetrics:
         state = gauges.get("gateway.sink.state", {})
         for labels, value in state.items():
             d = dict(labels)
-            if d.get("state") == "stopped":
-                out.append(self._reading("gateway.sink.stopped", value, now, "gauge", "",
+            if d.get("state") == "held":
+                out.append(self._reading("gateway.sink.held", value, now, "gauge", "",
                                          (("sink", d["sink"]),)))
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         out.append(self._reading("gateway.process.max_rss", rss, now, "gauge", "B", ()))

@@ -26,7 +26,7 @@ from gateway.store.outbox import DB_NAME
 
 EXIT_HEALTHY, EXIT_DEGRADED, EXIT_NOT_RUNNING, EXIT_UNKNOWN = 0, 1, 3, 4
 #: sink states that mean readings are not getting through
-SINK_TROUBLE = ("retrying", "stopped", "held")
+SINK_TROUBLE = ("retrying", "held")
 
 
 def gather(config: Config, config_dir: Path) -> tuple[dict[str, Any], int]:
@@ -246,5 +246,7 @@ def render_status(s: dict[str, Any]) -> str:
     for key, n in sorted((by_priority or s.get("losses_total") or {}).items()):
         lines.append(f"  given up since the store was made, {key}: {n}")
     for key, n in sorted((s.get("dead_letters") or {}).items()):
-        lines.append(f"  dead letters kept {key}: {n} (table dead_letters in the store)")
+        sink = key.partition("/")[0]
+        lines.append(f"  dead letters kept {key}: {n} (`gateway store redeliver --sink {sink}` "
+                     "sends them again)")
     return "\n".join(lines)

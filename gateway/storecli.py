@@ -1,4 +1,5 @@
-"""`gateway store stats | check | export | vacuum`: look into, check, export and shrink the store.
+"""`gateway store stats | check | export | redeliver | vacuum`: look into, check, export,
+redeliver dead letters from and shrink the store.
 
 Each finds the store through `--config FILE` (the gateway's `data_dir`, relative
 to the config file's folder) or `--data-dir DIR`. `stats`, `check` and `export`
@@ -28,6 +29,7 @@ from gateway.config.schema import StoreSection
 from gateway.config.validate import ConfigError, parse_duration
 from gateway.model import PRIORITIES
 from gateway.sinks.jsonlines import line_for
+from gateway.store import redelivery
 from gateway.store.errors import classify
 from gateway.store.inspect import (
     Selection,
@@ -39,7 +41,7 @@ from gateway.store.inspect import (
     open_readonly,
     store_stats,
 )
-from gateway.store.lock import StoreBusy, StoreLock
+from gateway.store.lock import StoreBusy, StoreLock, holder
 from gateway.store.outbox import DB_NAME, Outbox
 from gateway.store.recovery import check, recover
 from gateway.store.schema import connect
@@ -362,6 +364,42 @@ def cmd_export(args: argparse.Namespace, where: StoreLocation) -> int:
         outbox.close()
 
 
+def cmd_redeliver(args: argparse.Namespace, where: StoreLocation) -> int:
+    """Put a sink's dead letters back in its queue (works while the gateway runs)."""
+    require_store(where, write=True)
+    outbox = Outbox(where.data_dir, where.store.durability)
+    try:
+        kept = outbox.dead_letter_counts()
+        reasons = sorted({r for (s, r) in kept if s == args.sink})
+        if not reasons:
+            sinks = sorted({s for s, _ in kept})
+            known = (f"dead letters are kept for: {', '.join(sinks)}" if sinks
+                     else "the store holds no dead letters")
+            print(f"gateway store redeliver: no dead letters for sink {args.sink!r} in "
+                  f"{where.path}; {known}", file=sys.stderr)
+            return EXIT_PROBLEM
+        if args.reason is not None and args.reason not in reasons:
+            print(f"gateway store redeliver: sink {args.sink!r} has no dead letters refused "
+                  f"as {args.reason!r}; its reasons: {', '.join(reasons)}", file=sys.stderr)
+            return EXIT_PROBLEM
+        rows, readings = redelivery.queue(
+            outbox, args.sink, args.reason,
+            None if args.since is None else int(args.since * 1000),
+            None if args.until is None else int(args.until * 1000))
+    finally:
+        outbox.close()
+    what = f" refused as {args.reason}" if args.reason else ""
+    print(f"queued {rows:,} dead letter(s){what} ({readings:,} reading(s)) for sink "
+          f"{args.sink} to be sent again")
+    pid = holder(where.data_dir)
+    if pid is not None:
+        print(f"the running gateway (pid {pid}) sends them within a second or so; "
+              f"`gateway status {where.option}` shows how it goes")
+    else:
+        print("no gateway runs on this store now: they are sent when it starts")
+    return EXIT_OK
+
+
 def _export(outbox: Outbox, selection: Selection, output: str | None) -> int:
     total = count_rows(outbox, selection)
     target = output or "stdout"
@@ -566,6 +604,16 @@ def add_commands(parser: argparse.ArgumentParser, common: argparse.ArgumentParse
     p.add_argument("--until", type=_when, metavar="T", help="readings before T (as --since)")
     p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
     p.set_defaults(func=_guarded(cmd_export, "export"))
+
+    p = sub.add_parser("redeliver", parents=[where],
+                       help="put a sink's dead letters back in its queue, once what refused "
+                            "them is fixed (works while the gateway runs)")
+    p.add_argument("--sink", required=True, help="the sink to send them to again")
+    p.add_argument("--reason", help="only those refused for this reason (e.g. rejected_400)")
+    p.add_argument("--since", type=_when, metavar="T",
+                   help="only readings from T on (as for export: 2026-11-20T10:00, 2h, 3d)")
+    p.add_argument("--until", type=_when, metavar="T", help="only readings before T")
+    p.set_defaults(func=_guarded(cmd_redeliver, "redeliver"))
 
     p = sub.add_parser("vacuum", parents=[where],
                        help="give free space inside the store back to the file system "

@@ -1,6 +1,6 @@
-"""A wrong Datadog API key (403) stops the sink loudly and keeps its readings.
+"""A wrong Datadog API key (403) holds the sink loudly and keeps its readings.
 
-No retry will fix a refused key: the sink reports "stopped" with the 403 in
+No retry will fix a refused key: the sink reports "held" with the 403 in
 its last error and an ERROR in the log, and its backlog stays in the store for
 when the key is fixed. The key itself never appears in the log or the status.
 """
@@ -14,7 +14,7 @@ from paho.mqtt import publish
 WRONG_KEY = "dd0bad5ec7e7a11c2f4e9d1b8a6c3e5f"
 
 
-def test_wrong_api_key_stops_the_sink_and_keeps_the_backlog(mosquitto, datadog_intake,
+def test_wrong_api_key_holds_the_sink_and_keeps_the_backlog(mosquitto, datadog_intake,
                                                             make_gateway):
     gw = make_gateway({
         "gateway": {"name": "hall", "self_metrics_interval": 1},
@@ -28,7 +28,7 @@ def test_wrong_api_key_stops_the_sink_and_keeps_the_backlog(mosquitto, datadog_i
         publish.single("tele/defib_socket/SENSOR", f'{{"ENERGY":{{"Power":{power}}}}}', qos=1,
                        hostname=mosquitto.host, port=mosquitto.port)
     assert gw.wait_for(lambda s: s["ingest"]["stored"] >= 3, 15)
-    assert gw.wait_for(lambda s: s["sinks"][0]["state"] == "stopped", 15), gw.status()
+    assert gw.wait_for(lambda s: s["sinks"][0]["state"] == "held", 15), gw.status()
 
     sink = gw.sink("dd")
     assert "403" in sink["last_error"]
@@ -38,14 +38,14 @@ def test_wrong_api_key_stops_the_sink_and_keeps_the_backlog(mosquitto, datadog_i
     assert gw.wait_for(lambda s: (s["sinks"][0]["backlog_rows"] or 0) >= 3, 15)
     assert "403" in gw.log_text()
     error_lines = [line for line in gw.log_text().splitlines() if " ERROR " in line]
-    assert any("dd" in line and "STOPPED" in line and "403" in line for line in error_lines), \
+    assert any("dd" in line and "HELD" in line and "403" in line for line in error_lines), \
         error_lines
     # Datadog saw the wrong key and nothing was stored there.
     assert datadog_intake.requests and {r.status for r in datadog_intake.requests} == {403}
     assert datadog_intake.stored_point_count() == 0
     status_text = gw.cli("status", "--config", str(gw.config_path))
     assert status_text.returncode == 1  # running, degraded
-    assert "stopped" in status_text.stdout and "403" in status_text.stdout
+    assert "[held]" in status_text.stdout and "403" in status_text.stdout
 
     assert gw.stop() == 0
     # Stopped, the store still holds every reading for the sink.

@@ -111,7 +111,7 @@ def test_without_historical_ingestion_old_points_are_set_aside_and_counted(
 
     # Stopped: the store still says what was set aside, and where.
     offline = gw.cli("status", "--config", str(gw.config_path))
-    assert offline.returncode == 0 and "not running" in offline.stdout
+    assert offline.returncode == 3 and "not running" in offline.stdout
     dead = re.search(r"dead letters\b[^\n]*\bdd/too_old: (\d+)", offline.stdout)
     if policy == "dead_letter":
         assert dead is not None and int(dead.group(1)) == too_old, offline.stdout

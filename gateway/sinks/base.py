@@ -25,8 +25,12 @@ class Outcome:
     dropped   reason -> count of rows among `done` given up by policy (counted, not kept)
     merged    rows combined into another point before sending (e.g. same second)
     retry_after  wait at least this long before retrying (transient failure)
-    stop      a failure no retry will fix (bad credentials); reported loudly
+    hold      the destination refuses the requests themselves, whatever they hold (a
+              wrong URL or path, a refused key or password): a configuration problem no
+              retry will fix. Nothing is dead-lettered; the readings wait in the store
+              and the sink is shown `held` with the destination's reason, loudly
     error     what went wrong, for logs and status (never holds secrets)
+    refusal   the destination's words for the rows in `dead`, for the log
     """
 
     done: int = 0
@@ -35,16 +39,22 @@ class Outcome:
     dropped: dict[str, int] = field(default_factory=dict)
     merged: int = 0
     retry_after: float | None = None
-    stop: bool = False
+    hold: bool = False
     error: str = ""
+    refusal: str = ""
 
     @classmethod
     def failed(cls, error: str, retry_after: float | None = None) -> Outcome:
         return cls(error=error, retry_after=retry_after)
 
     @classmethod
-    def stopped(cls, error: str) -> Outcome:
-        return cls(error=error, stop=True)
+    def held(cls, error: str) -> Outcome:
+        return cls(error=error, hold=True)
+
+
+#: HTTP answers that refuse the request itself, not the readings in it: a wrong URL or
+#: path (404, 405, 410), refused credentials (401, 403), a wrong content type (415)
+REFUSES_REQUEST = frozenset({401, 403, 404, 405, 406, 410, 411, 415})
 
 
 class Sink(abc.ABC):

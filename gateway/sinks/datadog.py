@@ -1,8 +1,8 @@
 """Datadog sink: metrics intake v2 (/api/v2/series, default) or v1 (/api/v1/series).
 
 Facts this follows (DESIGN.md, Datadog's metrics API docs):
-- auth by the DD-API-KEY header; 403 means the key is wrong or revoked: stop,
-  keep the data, report loudly;
+- auth by the DD-API-KEY header; 403 means the key is wrong or revoked: hold
+  the sink, keep the data, report loudly (as for 404, a wrong site or url);
 - request bodies at most 500 KB compressed and 5 MB uncompressed; 413 splits;
 - Datadog stores one point per series per second: readings of one series in
   the same second are combined here as their type demands (gauge: last value,
@@ -13,7 +13,9 @@ Facts this follows (DESIGN.md, Datadog's metrics API docs):
   unless the metric has historical ingestion: with `historical: false` they go
   to the dead-letter table (or are dropped, by config), counted either way;
 - 400 is never retried as is: the batch is bisected and the refused series go
-  to the dead-letter table; 429/5xx back off honouring Retry-After.
+  to the dead-letter table, once Datadog is seen to accept other series; a 400
+  for every request holds the sink instead, keeping the data; 429/5xx back off
+  honouring Retry-After.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config.schema import DatadogSinkConfig
-from gateway.sinks.base import Outcome, Sink, retry_after_seconds
+from gateway.sinks.base import REFUSES_REQUEST, Outcome, Sink, retry_after_seconds
 from gateway.sinks.http import HttpPoster, excerpt, safe_url
 from gateway.store.outbox import Row
 
@@ -87,6 +89,9 @@ class DatadogSink(Sink):
         # Per series, the newest second already accepted: readings of that second in
         # a later batch are combined with it and the second is sent again.
         self._sent: dict[int, _Sent] = {}
+        #: during one send: whether Datadog accepted a request, and the batch's series
+        self._proven = False
+        self._batch: list[_Series] = []
 
     async def close(self) -> None:
         await self.poster.close()
@@ -159,8 +164,10 @@ class DatadogSink(Sink):
                 sent = None
             if sec not in s.points and sent is not None:
                 s.points[sec], s.counts[sec] = sent.value, sent.count
-            if sent is not None and row.id <= sent.last_id:
-                continue  # already in the accepted value (a batch sent again after a failure)
+            if sent is not None and 0 < row.id <= sent.last_id:
+                # Already in the accepted value (a batch sent again after a failure). A
+                # redelivered dead letter (negative id) never is.
+                continue
             if row.rollup is not None:
                 for suffix, value in row.rollup.companions(row.info.rollup):
                     s.extras.setdefault(suffix, {})[sec] = value
@@ -228,15 +235,18 @@ class DatadogSink(Sink):
             rows = self._trim_partial_second(rows)
         outcome = Outcome()
         series = self._group(rows, outcome)
+        self._proven = False
+        self._batch = series
         for chunk in self._chunks(series):
             result = await self._send_chunk(chunk)
             outcome.dead.extend(result.dead)
             outcome.delivered += result.delivered
+            outcome.refusal = outcome.refusal or result.refusal
             if result.error:
                 # Nothing moves until the whole batch is through: resending a chunk
                 # that already arrived is harmless (same series, same second).
                 return Outcome(error=result.error, retry_after=result.retry_after,
-                               stop=result.stop, merged=0)
+                               hold=result.hold, merged=0)
         outcome.done = len(rows)
         return outcome
 
@@ -249,25 +259,61 @@ class DatadogSink(Sink):
         if res.error:
             return Outcome.failed(res.error)
         if 200 <= res.status < 300:
+            self._proven = True
             self._remember(chunk)
             return Outcome(delivered=len(rows))
         if res.status == 413:
             return await self._halves(chunk)
+        what = f"HTTP {res.status} from {safe_url(self.url)}: {excerpt(res.text)}"
         if res.status == 400:
+            if not self._proven:
+                verdict = await self._prove(chunk, what)
+                if verdict is not None:
+                    return verdict
             if len(chunk) > 1:
                 return await self._halves(chunk)
-            return Outcome(dead=[(r, "rejected_400") for r in rows])
-        what = f"HTTP {res.status} from {safe_url(self.url)}: {excerpt(res.text)}"
+            return Outcome(dead=[(r, "rejected_400") for r in rows], refusal=what)
         if res.status in (401, 403):
             where = (f"url {safe_url(self.config.url)}" if self.config.url
                      else f"site {self.config.site}")
-            return Outcome.stopped(what + f" (is the API key right for {where}?)")
-        if res.status == 404:
-            return Outcome.stopped(what + " (wrong site or url?)")
+            return Outcome.held(what + f" (is the API key right for {where}?)")
+        if res.status in REFUSES_REQUEST:
+            return Outcome.held(what + " (wrong site or url?)")
         wait = retry_after_seconds(res.headers.get("Retry-After"), self.clock())
         if wait is None and res.status == 429:
             wait = retry_after_seconds(res.headers.get("X-RateLimit-Reset"), self.clock())
         return Outcome.failed(what, wait)
+
+    async def _prove(self, chunk: list[_Series], what: str) -> Outcome | None:
+        """After a 400: is it these series, or every request? None when Datadog takes
+        some series (the refused ones are then dead-lettered one by one), else held or
+        a failure to retry. The test is a point Datadog accepted before, sent again (it
+        keeps one point per series and second: the same value again changes nothing);
+        with none yet since the start, the batch is bisected and its first refused
+        single series is tried against the batch's last one."""
+        probe: _Series | None = None
+        sent = next(((sid, p) for sid, p in self._sent.items() if sid in self._series_json),
+                    None)
+        if sent is not None:
+            sid, point = sent
+            probe = _Series(sid, [], {point.second: point.value}, {point.second: point.count})
+        elif len(chunk) > 1:
+            return None  # bisect: the first single series refused comes back here
+        elif self._batch and self._batch[-1] is not chunk[0]:
+            probe = self._batch[-1]
+        if probe is not None:
+            body, headers = self._encode([probe])
+            res = await self.poster.post(self.url, body, headers)
+            if res.error:
+                return Outcome.failed(res.error)
+            if 200 <= res.status < 300:
+                self._proven = True
+                return None
+            if res.status >= 500 or res.status == 429:
+                return Outcome.failed(f"HTTP {res.status} from {safe_url(self.url)}: "
+                                      f"{excerpt(res.text)}")
+        return Outcome.held(f"{what} (every request is refused, whatever series it holds: "
+                            "check site, url and api; the readings are kept)")
 
     async def _halves(self, chunk: list[_Series]) -> Outcome:
         if len(chunk) == 1:
@@ -280,6 +326,7 @@ class DatadogSink(Sink):
         second = await self._send_chunk(chunk[mid:])
         second.dead = first.dead + second.dead
         second.delivered += first.delivered
+        second.refusal = second.refusal or first.refusal
         return second
 
     async def _split_points(self, s: _Series) -> Outcome:

@@ -3,9 +3,11 @@
 Confirms a batch on HTTP 204/200 (InfluxDB answers 204; VictoriaMetrics 204).
 413 splits the batch (a reading too large even alone goes to the dead-letter
 table as too_large_413, rather than holding up every reading behind it); 400
-bisects it to find the lines refused, which go to the dead-letter table;
-401/403/404 stop the sink (credentials, database or URL wrong); 429 and 5xx
-retry honouring Retry-After.
+bisects it to find the lines refused, which go to the dead-letter table, once
+the destination is seen to accept other readings: a 400 for every request (a
+mistyped path) holds the sink instead, as 401/403/404 do (credentials,
+database or URL wrong), keeping every reading; 429 and 5xx retry honouring
+Retry-After.
 
 The forwarder gives one `send` the sink's `timeout` in all and keeps nothing of
 a send it abandons. So a batch split into many requests stops splitting when
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from gateway.config.schema import InfluxSinkConfig
-from gateway.sinks.base import Outcome, Sink, retry_after_seconds
+from gateway.sinks.base import REFUSES_REQUEST, Outcome, Sink, retry_after_seconds
 from gateway.sinks.http import HttpPoster, PostResult, excerpt, safe_url
 from gateway.sinks.lineprotocol import line, series_prefix
 from gateway.store.outbox import Row, SeriesInfo
@@ -33,10 +35,13 @@ from gateway.store.outbox import Row, SeriesInfo
 
 @dataclass
 class _Budget:
-    """The time one `send` may take, from the sink's `timeout` (see the module doc)."""
+    """The time one `send` may take, from the sink's `timeout` (see the module doc), and
+    what it has learnt: whether the destination takes any reading at all."""
 
     timeout: float
+    batch: list[Row]
     started: float = field(default_factory=time.monotonic)
+    proven: bool = False  # the destination accepted a request during this send
 
     def may_split_further(self) -> bool:
         return time.monotonic() - self.started < self.timeout / 2
@@ -44,6 +49,10 @@ class _Budget:
     def left(self) -> float:
         """For a request after the first: what remains, less a margin to report back in."""
         return max(0.001, self.started + self.timeout * 0.9 - time.monotonic())
+
+
+_HINTS = {401: " (check username/password or token)", 403: " (check username/password or token)",
+          404: " (check url, api and database or bucket)", 405: " (check url and api)"}
 
 
 class InfluxSink(Sink):
@@ -69,6 +78,10 @@ class InfluxSink(Sink):
                      if config.username and config.password else None)
         self.poster = HttpPoster(config.timeout)
         self._prefixes: dict[int, str] = {}
+        #: the newest reading the destination accepted: after a 400, sending it again
+        #: tells a refused reading from a refused request (harmless: InfluxDB keeps one
+        #: point per series and time)
+        self._good: Row | None = None
 
     async def close(self) -> None:
         await self.poster.close()
@@ -108,7 +121,8 @@ class InfluxSink(Sink):
                                       timeout)
 
     async def send(self, rows: Sequence[Row]) -> Outcome:
-        return await self._send(list(rows), _Budget(self.config.timeout), first=True)
+        return await self._send(list(rows), _Budget(self.config.timeout, list(rows)),
+                                first=True)
 
     async def _send(self, rows: list[Row], budget: _Budget, first: bool = False) -> Outcome:
         res = await self._post(rows, None if first else budget.left())
@@ -116,28 +130,65 @@ class InfluxSink(Sink):
             return Outcome.failed(res.error)
         status = res.status
         if 200 <= status < 300:
+            budget.proven = True
+            self._good = rows[-1]
             return Outcome(done=len(rows), delivered=len(rows))
-        if status == 413:
-            if len(rows) == 1:
-                return Outcome(done=1, dead=[(rows[0], "too_large_413")])
-            return await self._halves(rows, budget)
-        if status == 400:
-            if len(rows) == 1:
-                return Outcome(done=1, dead=[(rows[0], "rejected_400")])
-            return await self._halves(rows, budget)
         what = f"HTTP {status} from {safe_url(self.url)}: {excerpt(res.text)}"
-        if status in (401, 403, 404):
-            return Outcome.stopped(what)
+        if status in REFUSES_REQUEST:
+            return Outcome.held(what + _HINTS.get(status, ""))
+        if status == 400 and not budget.proven:
+            verdict = await self._prove(rows, what, budget)
+            if verdict is not None:
+                return verdict
+        if status == 413 or status == 400:
+            if len(rows) == 1:
+                reason = "too_large_413" if status == 413 else "rejected_400"
+                return Outcome(done=1, dead=[(rows[0], reason)], refusal=what)
+            return await self._halves(rows, budget)
         return Outcome.failed(what, retry_after_seconds(res.headers.get("Retry-After"),
                                                         self.clock()))
+
+    async def _prove(self, rows: list[Row], what: str, budget: _Budget) -> Outcome | None:
+        """After a 400: is it these readings, or every request? None when the destination
+        takes some reading (the refused ones are then dead-lettered one by one), else the
+        outcome to return: held, or a failure to retry.
+
+        A wrong URL or path (VictoriaMetrics answers 400 "unsupported path requested")
+        refuses every request: dead-lettering each reading for it would lose them all,
+        so the sink is held with the destination's reason instead. The test is a
+        reading the destination accepted before (`_good`); with none yet since the
+        start, the batch is bisected and its first refused single reading is tried
+        against the batch's last one.
+        """
+        if self._good is not None:
+            probe = self._good
+        elif len(rows) > 1:
+            return None  # bisect: the first single reading refused comes back here
+        elif budget.batch[-1] is not rows[0]:
+            probe = budget.batch[-1]
+        else:
+            probe = None  # one reading, refused: nothing else to tell by
+        if probe is not None:
+            res = await self._post([probe], budget.left())
+            if res.error:
+                return Outcome.failed(res.error)
+            if 200 <= res.status < 300:
+                budget.proven = True
+                return None
+            if res.status >= 500 or res.status == 429:
+                return Outcome.failed(f"HTTP {res.status} from {safe_url(self.url)}: "
+                                      f"{excerpt(res.text)}")
+        return Outcome.held(f"{what} (every request is refused, whatever reading it holds: "
+                            "check url, api, database or bucket; the readings are kept)")
 
     async def _halves(self, rows: list[Row], budget: _Budget) -> Outcome:
         mid = len(rows) // 2
         first = await self._send(rows[:mid], budget)
-        if first.done < mid or not budget.may_split_further():
+        if first.hold or first.done < mid or not budget.may_split_further():
             return first  # its leading rows are finished; the rest waits for the next send
         second = await self._send(rows[mid:], budget)
         return Outcome(done=first.done + second.done,
                        delivered=first.delivered + second.delivered,
                        dead=first.dead + second.dead,
-                       retry_after=second.retry_after, stop=second.stop, error=second.error)
+                       retry_after=second.retry_after, hold=second.hold, error=second.error,
+                       refusal=second.refusal or first.refusal)

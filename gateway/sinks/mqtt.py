@@ -42,6 +42,10 @@ def payload_for(row: Row) -> bytes:
     return json.dumps(row.as_dict(), separators=(",", ":"), ensure_ascii=False).encode()
 
 
+#: CONNACK reasons (MQTT 5 and 3.1.1, as paho names them) that refuse our credentials
+REFUSED_CREDENTIALS = frozenset({"Not authorized", "Bad user name or password"})
+
+
 class MqttSink(Sink):
     confirms = "PUBACK (QoS 1) from the upstream broker"
 
@@ -61,14 +65,18 @@ class MqttSink(Sink):
         client.on_disconnect = self._on_disconnect
         self.client = client
         self.connected = False
+        self.refused = False
         self.why_not_connected = "not connected yet"
         self.where = f"{config.host}:{config.port}"
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any,
                     properties: Any) -> None:
         self.connected = not reason.is_failure
+        # Refused credentials are a configuration problem no retry fixes: held.
+        self.refused = reason.is_failure and str(reason) in REFUSED_CREDENTIALS
         if reason.is_failure:
-            self.why_not_connected = f"it refused the connection: {reason}"
+            self.why_not_connected = f"it refused the connection: {reason}" + (
+                " (check the sink's username and password)" if self.refused else "")
             log.error("sink %s: upstream broker %s refused the connection: %s", self.name,
                       self.where, reason)
         else:
@@ -96,8 +104,8 @@ class MqttSink(Sink):
 
     async def send(self, rows: Sequence[Row]) -> Outcome:
         if not self.connected:
-            return Outcome.failed(f"not connected to upstream broker {self.where}: "
-                                  f"{self.why_not_connected}")
+            why = f"not connected to upstream broker {self.where}: {self.why_not_connected}"
+            return Outcome.held(why) if self.refused else Outcome.failed(why)
         infos = []
         for row in rows:
             info = self.client.publish(topic_for(self.config.topic, row), payload_for(row),

@@ -15,6 +15,10 @@ sink reads the four tables merged in id order.
 
 `rollups` holds what a compacted row stands for (keyed by the row's id): how
 many readings, their min, max, last value and the time of the last one.
+
+`redeliver` lists dead letters put back in their sink's queue (`gateway store
+redeliver`), by dead letter id; the sink's forwarder sends them before its
+cursor's rows. A store made before it existed gets it on open.
 """
 
 from __future__ import annotations
@@ -80,6 +84,10 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     ts INTEGER NOT NULL,
     value REAL NOT NULL,
     samples INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS redeliver (
+    dead_id INTEGER PRIMARY KEY,
+    sink TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS losses (
     reason TEXT NOT NULL,

@@ -10,6 +10,9 @@ answer comes back as it was, until a fault is set:
                    (compressed, as a reverse proxy's ``client_max_body_size``
                    counts them) and forward the others;
 ``fault("403")``   answer 403, as a destination refusing the credentials;
+``fault("400", refuse=b"text")``  answer 400 to requests whose body (gzip undone)
+                   holds ``text``, as InfluxDB 2 refuses a whole write for one line
+                   it cannot take, and forward the others;
 ``fault("hang")``  read the request and never answer it. Held requests are let
                    go when the fault is cleared or the proxy stops: their
                    connection is closed without an answer (the client has given
@@ -30,8 +33,10 @@ away) and ``close()`` work like the other programs here.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, replace
@@ -44,7 +49,7 @@ from yarl import URL
 
 from .ports import LOOPBACK, free_port
 
-FAULTS = ("500", "429", "413", "403", "hang")
+FAULTS = ("500", "429", "413", "403", "400", "hang")
 
 # Headers that belong to one connection, not to the message (RFC 9110 7.6.1), and
 # the ones aiohttp writes itself from the body it sends.
@@ -83,6 +88,7 @@ class FaultProxy:
         self._kind: str | None = None
         self._retry_after = "2"
         self._max_body = 0
+        self._refuse = b""
         self._latency = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -168,14 +174,19 @@ class FaultProxy:
             await client.close()
 
     # -- test controls -----------------------------------------------------------------
-    def fault(self, kind: str, *, retry_after: float | str = 2, max_body: int = 0) -> None:
+    def fault(self, kind: str, *, retry_after: float | str = 2, max_body: int = 0,
+              refuse: bytes = b"") -> None:
         """Fail from now on: "500", "429" (``retry_after`` seconds, or an HTTP date),
-        "413" (bodies over ``max_body`` bytes), "403" or "hang"."""
+        "413" (bodies over ``max_body`` bytes), "403", "400" (bodies holding ``refuse``)
+        or "hang"."""
         if kind not in FAULTS:
             raise ValueError(f"fault must be one of {', '.join(FAULTS)}, not {kind!r}")
         if kind == "413" and max_body <= 0:
             raise ValueError("fault 413 needs max_body, the largest body size forwarded")
+        if kind == "400" and not refuse:
+            raise ValueError("fault 400 needs refuse, the text of the lines refused")
         with self._lock:
+            self._refuse = refuse
             self._kind = kind
             self._retry_after = (f"{retry_after:g}" if isinstance(retry_after, int | float)
                                  else str(retry_after))
@@ -234,6 +245,7 @@ class FaultProxy:
                                 request.headers.get("Content-Encoding", ""))
         with self._lock:
             kind, retry_after, max_body = self._kind, self._retry_after, self._max_body
+            refuse = self._refuse
             latency = self._latency
             index = len(self._records)
             self._records.append(record)
@@ -264,6 +276,9 @@ class FaultProxy:
                                   f"{retry_after}", {"Retry-After": retry_after})
         elif kind == "403":
             answer = _answer(403, "injected fault: these credentials may not write here")
+        elif kind == "400" and refuse in _plain(body, record.content_encoding):
+            answer = _answer(400, '{"code":"invalid","message":"unable to parse line: '
+                                  'injected fault"}')
         elif kind == "413" and len(body) > max_body:
             answer = _answer(413, f"injected fault: a body of {len(body)} bytes is over the "
                                   f"limit of {max_body} bytes")
@@ -290,6 +305,15 @@ class FaultProxy:
                                     headers=back)
         except (aiohttp.ClientError, TimeoutError) as exc:
             return _answer(502, f"fault proxy: no answer from {self.upstream}: {exc!r}")
+
+
+def _plain(body: bytes, encoding: str) -> bytes:
+    """The body as written, before its Content-Encoding."""
+    if encoding == "gzip":
+        return gzip.decompress(body)
+    if encoding == "deflate":
+        return zlib.decompress(body)
+    return body
 
 
 def _answer(status: int, text: str, headers: dict[str, str] | None = None) -> web.Response:

@@ -3,7 +3,7 @@
 The gateway's influx sink writes to a real VictoriaMetrics through a proxy that,
 while plugs publish, answers 500, 429 with Retry-After, 413 to large bodies, 403,
 or never answers at all. What a user sees is checked: /status shows the sink
-retrying (or stopped, for 403) with its last error and the backlog holding the
+retrying (or held, for 403) with its last error and the backlog holding the
 readings; a 429's Retry-After is waited out; a 413 splits the batch; a request
 left hanging costs the sink its timeout and nothing else. Once the fault is
 cleared (for 403: the gateway restarted, as its log asks) the backlog drains and
@@ -192,25 +192,25 @@ def test_413_splits_the_batch_and_every_reading_arrives(mosquitto, victoria, pro
     close_books("413", gw, victoria, fleet)
 
 
-def test_403_stops_the_sink_keeps_the_readings_and_a_restart_delivers(mosquitto, victoria,
+def test_403_holds_the_sink_keeps_the_readings_and_a_restart_delivers(mosquitto, victoria,
                                                                       proxy, make_gateway):
     gw = start_gateway(make_gateway, mosquitto, proxy)
     first = len(proxy.requests())
     proxy.fault("403")
     with Fleet(PLUGS, mosquitto.host, mosquitto.port) as fleet:
         fleet.start(MESSAGES, rate=RATE)
-        assert gw.wait_for(lambda s: vm_sink(s)["state"] == "stopped", 15), gw.sink("vm")
+        assert gw.wait_for(lambda s: vm_sink(s)["state"] == "held", 15), gw.sink("vm")
         fleet.wait(timeout=60)
         sink = assert_backlog_holds(gw, plug_readings(fleet))
 
-        assert sink["state"] == "stopped", sink
+        assert sink["state"] == "held", sink
         assert "HTTP 403" in sink["last_error"], sink
         assert sink["dropped"] == {}, sink
         # A refusal no retry will fix is not hammered: one request, then silence.
         assert proxy.answers(first) == {403: 1}, proxy.requests()[first:]
-        stopped = [line for line in gw.log_text().splitlines()
-                   if "STOPPED" in line and "HTTP 403" in line]
-        assert stopped and "restart the gateway" in stopped[0], gw.log_text()[-2000:]
+        held = [line for line in gw.log_text().splitlines()
+                if "HELD" in line and "HTTP 403" in line]
+        assert held and "restart the gateway" in held[0], gw.log_text()[-2000:]
         assert not readings_in(victoria)
 
         # The cause is fixed; the user restarts the gateway, as the log tells them to.
