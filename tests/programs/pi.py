@@ -192,10 +192,11 @@ class PiRoot:
         return [*prefix, "unshare", "--mount", "--propagation", "private",
                 "sh", "-c", "\n".join(script), "sh", *run, *argv]
 
-    def run(self, argv: Sequence[str], timeout: float = 300, **kwargs: object
-            ) -> subprocess.CompletedProcess[str]:
-        """command(argv, **kwargs) run to its end; output captured."""
-        return _run(self.command(argv, **kwargs), timeout=timeout)  # type: ignore[arg-type]
+    def run(self, argv: Sequence[str], timeout: float = 300, input: str | None = None,
+            **kwargs: object) -> subprocess.CompletedProcess[str]:
+        """command(argv, **kwargs) run to its end, given `input`; output captured."""
+        return _run(self.command(argv, **kwargs),  # type: ignore[arg-type]
+                    timeout=timeout, input=input)
 
     def install(self, **env: str) -> subprocess.CompletedProcess[str]:
         """deploy/install.sh of this checkout, run in the Pi's view (no apt, no systemd)."""
