@@ -20,10 +20,11 @@ Wi-Fi would.
 
 from __future__ import annotations
 
-import contextlib
+import atexit
 import grp
 import hashlib
 import ipaddress
+import itertools
 import os
 import pwd
 import random
@@ -31,7 +32,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -287,8 +288,12 @@ class Service:
 class Netns:
     """A network namespace with a veth pair: `host_address` here, `address` in there."""
 
+    _made = itertools.count(1)
+
     def __init__(self) -> None:
-        tag = f"gwpi{os.getpid()}"
+        # Unique on this machine while it exists (other test runs may make theirs), and
+        # short enough for an interface name (15 characters).
+        tag = f"gwpi{os.getpid()}x{next(self._made)}"
         self.name = tag
         self._veth = f"{tag}h"
         taken = _run(["ip", "-4", "route", "show"]).stdout
@@ -313,6 +318,7 @@ class Netns:
             ["ip", "-n", self.name, "link", "set", "lo", "up"],
         ]
         self._created = True
+        atexit.register(self.close)  # a test run that ends early still removes it
         for step in steps:
             done = _run(step)
             if done.returncode != 0:
@@ -350,12 +356,3 @@ class InView(ManagedProcess):
     def is_ready(self) -> bool:
         return self._ready() if self._ready is not None else super().is_ready()
 
-
-@contextlib.contextmanager
-def running(program: InView) -> Iterator[InView]:
-    """Started, and always stopped afterwards."""
-    try:
-        program.start()
-        yield program
-    finally:
-        program.close()
