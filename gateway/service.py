@@ -52,15 +52,18 @@ log = logging.getLogger("gateway")
 
 
 def make_sink(config: SinkConfig, gateway_name: str, clock: Callable[[], float],
-              config_dir: Path = Path(".")) -> Sink:
+              state_dir: Path = Path(".")) -> Sink:
+    """The sink for one `sinks[]` entry; a file sink's relative path is inside `state_dir`."""
     if isinstance(config, InfluxSinkConfig):
         return InfluxSink(config, clock)
     if isinstance(config, DatadogSinkConfig):
         return DatadogSink(config, clock)
     if isinstance(config, FileSinkConfig):
-        # Like data_dir: relative to the config file's folder, whatever the working directory.
+        # Inside the gateway's data_dir, beside the store, not beside the config: the
+        # service may write only there (systemd's ProtectSystem=strict leaves /etc, where
+        # the config lives, read-only), and written data belongs with the state.
         path = Path(os.path.expanduser(config.path))
-        return FileSink(config, path if path.is_absolute() else (config_dir / path).resolve(),
+        return FileSink(config, path if path.is_absolute() else (state_dir / path).resolve(),
                         clock)
     return MqttSink(config, gateway_name, clock)
 
@@ -93,7 +96,7 @@ class Gateway:
         self.source = MqttSource(config.mqtt, config.client_id, self.decoder.subscriptions(),
                                  self.ingest.submit, self.stats, clock)
         self.forwarders = [
-            Forwarder(make_sink(s, gw.name, clock, config_dir), self._outbox, self.stats,
+            Forwarder(make_sink(s, gw.name, clock, self.data_dir), self._outbox, self.stats,
                       s.batch_size, s.timeout, Backoff(s.backoff_min, s.backoff_max),
                       inflight=self.inflight, max_age=s.max_age, clock=clock)
             for s in config.sinks

@@ -11,9 +11,19 @@ from gateway.profiles.decoder import Decoder
 from gateway.profiles.library import ProfileLibrary
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "deploy" / "examples").glob("*.y*ml"))
-# What a deployment sets in the environment (or as systemd credentials) for them.
+# What a deployment sets in the environment for them.
 ENV = {"DD_API_KEY": "0123456789abcdef0123456789abcdef", "MQTT_PASSWORD": "example",
        "INFLUX_TOKEN": "example-token"}
+# ... and as systemd credentials (${credential:NAME}: $CREDENTIALS_DIRECTORY/NAME).
+CREDENTIALS = {"mqtt_password": "example", "dd_api_key": "0123456789abcdef0123456789abcdef"}
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """ENV, with CREDENTIALS_DIRECTORY holding CREDENTIALS as systemd would hand them over."""
+    for name, value in CREDENTIALS.items():
+        (tmp_path / name).write_text(value + "\n")
+    return {**ENV, "CREDENTIALS_DIRECTORY": str(tmp_path)}
 
 
 def test_there_are_examples():
@@ -21,8 +31,8 @@ def test_there_are_examples():
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
-def test_example_config_loads(path: Path):
-    config = load_config(path, env=ENV)
+def test_example_config_loads(path: Path, env: dict[str, str]):
+    config = load_config(path, env=env)
     assert config.gateway.name
     assert config.devices, "an example with no devices shows little"
     assert config.sinks
@@ -33,7 +43,7 @@ def test_example_config_loads(path: Path):
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
-def test_commented_out_sinks_in_the_example_are_valid_too(path: Path):
+def test_commented_out_sinks_in_the_example_are_valid_too(path: Path, env: dict[str, str]):
     """Sinks shown commented out are what users uncomment: they must load as written."""
     lines = path.read_text().splitlines()
     out, shown = [], 0
@@ -47,8 +57,8 @@ def test_commented_out_sinks_in_the_example_are_valid_too(path: Path):
             out.append(line)
     if not shown:
         pytest.skip("no commented-out sinks in this example")
-    uncommented = parse_config("\n".join(out) + "\n", str(path), env=ENV)
-    assert len(uncommented.sinks) == len(load_config(path, env=ENV).sinks) + shown
+    uncommented = parse_config("\n".join(out) + "\n", str(path), env=env)
+    assert len(uncommented.sinks) == len(load_config(path, env=env).sinks) + shown
 
 
 def test_hall_example_reads_every_device_of_the_simulated_hall():

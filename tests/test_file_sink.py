@@ -93,7 +93,7 @@ def test_tasmota_readings_arrive_as_json_lines(mosquitto, publisher, make_gatewa
     gw = make_gateway(gateway_config(mosquitto, [
         {"name": "local", "type": "file", "path": "out/readings.jsonl"}]))
     gw.start()
-    path = gw.workdir / "out" / "readings.jsonl"  # beside the config; folder made
+    path = gw.data_dir / "out" / "readings.jsonl"  # inside data_dir; folder made
     started = time.time()
     publish_all(publisher, [("tele/defib_socket/SENSOR", sensor(n)) for n in range(1, 6)]
                 + [("stat/defib_socket/POWER", "OFF")])
@@ -135,8 +135,8 @@ def test_rotation_keeps_lines_whole_and_files_within_max_bytes(mosquitto, publis
 
     def files(stem: str) -> list[Path]:
         """path, path.1, path.2 ... (newest first), as long as they exist."""
-        found = [gw.workdir / stem]
-        while (nxt := gw.workdir / f"{stem}.{len(found)}").exists():
+        found = [gw.data_dir / stem]
+        while (nxt := gw.data_dir / f"{stem}.{len(found)}").exists():
             found.append(nxt)
         return found
 
@@ -166,7 +166,8 @@ def test_a_file_that_cannot_be_written_keeps_readings_until_fixed(mosquitto, pub
     gw = make_gateway(gateway_config(mosquitto, [
         {"name": "local", "type": "file", "path": "blocked/readings.jsonl",
          "backoff_min": 0.2, "backoff_max": 1}]))
-    blocker = gw.workdir / "blocked"
+    blocker = gw.data_dir / "blocked"
+    blocker.parent.mkdir(parents=True, exist_ok=True)
     blocker.write_text("a regular file where the folder should be\n")  # ENOTDIR, even as root
     path = blocker / "readings.jsonl"
     gw.start()
@@ -257,12 +258,25 @@ def test_a_file_moved_away_is_followed_by_a_new_one(tmp_path):
     assert [d["value"] for d in read_lines(path)] == [3.0, 4.0]
 
 
-def test_a_relative_path_is_relative_to_the_config_files_folder(tmp_path):
-    config = parse_config("gateway: {name: hall}\nsinks:\n"
-                          "  - {name: local, type: file, path: out/r.jsonl}\n", "x.yaml", {})
-    sink = make_sink(config.sinks[0], "hall", time.time, tmp_path / "etc")
-    assert isinstance(sink, FileSink)
-    assert sink.path == (tmp_path / "etc" / "out" / "r.jsonl").resolve()
+def test_the_default_file_is_in_data_dir_not_beside_the_config(mosquitto, publisher,
+                                                                 make_gateway):
+    """Installed, the config is in /etc/edge-gateway, which the service may not write;
+    its data_dir (/var/lib/edge-gateway) is where a sink with no path writes."""
+    gw = make_gateway(gateway_config(mosquitto, [{"name": "local", "type": "file"}]))
+    assert gw.data_dir.parent == gw.workdir == gw.config_path.parent  # data_dir: <workdir>/data
+    gw.start()
+    publish_all(publisher, [("tele/defib_socket/SENSOR", sensor(7))])
+    assert gw.wait_for(all_delivered(1), 15), gw.status()
+    assert gw.stop() == 0
+    assert Counter(key_of(d) for d in plug_lines(gw.data_dir / "readings.jsonl")) \
+        == Counter(expected(7))
+    assert not (gw.workdir / "readings.jsonl").exists()
+
+
+def test_file_sink_defaults():
+    config = parse_config("gateway: {name: hall}\nsinks:\n  - {name: local, type: file}\n",
+                          "x.yaml", {})
+    assert config.sinks[0].path == "readings.jsonl"
     assert config.sinks[0].max_bytes == 10_000_000 and config.sinks[0].keep == 5
     assert config.sinks[0].fsync is True
 
@@ -273,6 +287,6 @@ def test_file_sink_settings_are_checked():
                      "  - {name: local, type: file, path: out/, max_bytes: -1, keep: -2}\n",
                      "x.yaml", {})
     found = [str(p) for p in info.value.problems]
-    assert "sinks[0].path: must name a file (e.g. ./readings.jsonl), not a folder" in found
+    assert "sinks[0].path: must name a file (e.g. readings.jsonl), not a folder" in found
     assert "sinks[0].max_bytes: must be 0 (never rotate) or more" in found
     assert "sinks[0].keep: must be 0 (delete a full file) or more" in found

@@ -67,7 +67,7 @@ def test_scenario_with_broker_restart_arrives_whole(mosquitto, make_gateway) -> 
     finally:
         net.close()
     expected = expected_readings(devices)
-    file = gw.data_dir.parent / "readings.jsonl"
+    file = gw.data_dir / "readings.jsonl"
     got: Counter[tuple[Any, ...]] = Counter()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

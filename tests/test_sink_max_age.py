@@ -25,7 +25,7 @@ def test_readings_too_old_for_a_sink_are_dropped_there_and_counted(mosquitto, pu
                    "max_age": "2s", "backoff_min": 0.2, "backoff_max": 0.5},
                   {"name": "archive", "type": "file", "path": "archive.jsonl"}],
     })
-    live = gw.workdir / "live" / "readings.jsonl"
+    live = gw.data_dir / "live" / "readings.jsonl"  # a relative path is inside data_dir
     live.mkdir(parents=True)  # a folder in the way: the live sink cannot write for now
     gw.start()
     for n in range(1, 6):
@@ -39,7 +39,7 @@ def test_readings_too_old_for_a_sink_are_dropped_there_and_counted(mosquitto, pu
     assert gw.wait_for(lambda s: all(k["backlog_rows"] == 0 for k in s["sinks"]), 15), \
         gw.status()["sinks"]
     assert powers(live) == [6.0]
-    assert powers(gw.workdir / "archive.jsonl") == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert powers(gw.data_dir / "archive.jsonl") == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
     assert gw.sink("live")["dropped"]["max_age"] >= 5  # five powers, plus any self-metrics
     assert "max_age" not in gw.sink("archive")["dropped"]
     assert gw.stop() == 0

@@ -362,8 +362,9 @@ class MqttSinkConfig(SinkCommon):
 class FileSinkConfig(SinkCommon):
     type: Literal["file"] = "file"
     path: str = field(
-        default="./readings.jsonl",
-        metadata=doc("JSON-lines file, one reading a line; relative to the config file's folder"),
+        default="readings.jsonl",
+        metadata=doc("JSON-lines file, one reading a line; a relative path is inside "
+                     "gateway.data_dir (beside the store)"),
     )
     max_bytes: int = field(
         default=10_000_000,
@@ -380,7 +381,7 @@ class FileSinkConfig(SinkCommon):
     def check(self) -> Iterator[tuple[str, str]]:
         yield from SinkCommon.check(self)
         if not self.path.strip() or self.path.endswith(("/", "\\")):
-            yield "path", "must name a file (e.g. ./readings.jsonl), not a folder"
+            yield "path", "must name a file (e.g. readings.jsonl), not a folder"
         if self.max_bytes < 0:
             yield "max_bytes", "must be 0 (never rotate) or more"
         if self.keep < 0:

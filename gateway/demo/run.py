@@ -44,9 +44,10 @@ class DemoOptions:
 
 
 def demo_config(site: Any, devices: list[dict[str, Any]], host: str, port: int, protocol: str,
-                http_port: int, influx: str | None) -> dict[str, Any]:
+                http_port: int, influx: str | None, readings: Path) -> dict[str, Any]:
     sinks: list[dict[str, Any]] = [
-        {"name": "local", "type": "file", "path": "readings.jsonl", "max_bytes": 5_000_000,
+        # An absolute path: a relative one would be inside the store's folder (data_dir).
+        {"name": "local", "type": "file", "path": str(readings), "max_bytes": 5_000_000,
          "keep": 3},
     ]
     if influx:
@@ -91,7 +92,8 @@ class Demo:
         self.http_port = free_port()
         self.config_path = self.data_dir / "demo.yaml"
         config = demo_config(self.scenario.site, self.run.gateway_devices(), self.host,
-                             self.port, self.protocol, self.http_port, opts.influx)
+                             self.port, self.protocol, self.http_port, opts.influx,
+                             self.data_dir / "readings.jsonl")
         self.config_path.write_text(
             "# Written by `gateway demo`; `gateway run --config` on it works too.\n"
             + yaml.safe_dump(config, sort_keys=False))
