@@ -176,7 +176,7 @@ def test_a_file_that_cannot_be_written_keeps_readings_until_fixed(mosquitto, pub
     assert gw.wait_for(lambda s: s["sinks"][0]["state"] == "retrying"
                        and s["sinks"][0]["backlog_rows"] >= 18, 15), gw.status()
     shown = gw.cli("status", "--config", str(gw.config_path))
-    assert shown.returncode == 0, shown.stderr
+    assert shown.returncode == 1, shown.stderr  # running, degraded: the sink cannot write
     assert re.search(r"local \[retrying\] backlog \d+ rows", shown.stdout), shown.stdout
     error = f"last error: cannot write {path}: Not a directory (ENOTDIR)"
     assert error in shown.stdout, shown.stdout
