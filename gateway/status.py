@@ -100,6 +100,10 @@ def render_status(s: dict[str, Any]) -> str:
     if mqtt:
         state = "connected" if mqtt["connected"] else "NOT CONNECTED"
         lines.append(f"  mqtt {mqtt['broker']}: {state}, {mqtt['topics']} topic filter(s)")
+        if mqtt.get("sessions_lost"):
+            lines.append(f"    SESSION LOST {mqtt['sessions_lost']:.0f} time(s): the broker had "
+                         "forgotten the gateway's session, so messages published meanwhile "
+                         "are gone (see the log)")
     ing = s.get("ingest")
     if ing:
         lines.append(f"  ingest: received {ing['received']:.0f} messages, decoded "
@@ -110,15 +114,26 @@ def render_status(s: dict[str, Any]) -> str:
                         "is acknowledged, the broker keeps the messages"))
         for reason, n in sorted(ing.get("undecodable", {}).items()):
             lines.append(f"    undecodable {reason}: {n:.0f}")
+        if ing.get("retained"):
+            lines.append(f"    retained {ing['retained']:.0f}: the broker's last known state, "
+                         "shown in the latest values, not stored as readings")
+        for key, n in sorted((ing.get("device_time_rejected") or {}).items()):
+            device, _, reason = key.partition("/")
+            lines.append(f"    device clock not believed ({reason}), {device}: {n:.0f} "
+                         "message(s) stamped on receipt")
     devices = s.get("devices")
     if devices:
         offline = sorted(d for d, v in devices.items() if v.get("online") is False)
         silent = sorted(d for d, v in devices.items() if v.get("last_seen") is None)
+        kept = [d for d in silent if devices[d].get("retained")]
         line = f"  devices: {len(devices)}"
         if offline:
             line += f", offline: {', '.join(offline)}"
         if silent:
             line += f", nothing heard yet from: {', '.join(silent)}"
+        if kept:
+            line += (f" (only the broker's retained last state, of unknown age, from: "
+                     f"{', '.join(kept)})")
         lines.append(line)
     lines.append("  sinks:")
     for k in s.get("sinks", []):
