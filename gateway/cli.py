@@ -97,6 +97,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
               "from it", file=sys.stderr)
     for reason, detail in decoded.problems:
         print(f"{reason}: {detail}", file=sys.stderr)
+    if decoded.time_rejected is not None:
+        reason, detail = decoded.time_rejected
+        print(f"device time not believed ({reason}): {detail}; readings stamped on receipt",
+              file=sys.stderr)
     return EXIT_PROBLEM if decoded.problems else EXIT_OK
 
 
