@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
-from typing import Any
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from gateway.config.schema import Config
@@ -48,6 +48,9 @@ UNREADABLE = "unreadable"
 
 #: an epoch number at least this large is milliseconds, not seconds
 _MILLISECONDS_FROM = 1e11
+_EPOCH = datetime(1970, 1, 1)
+#: no zone changes its offset twice within this span, nor by more than it
+_NEAR = timedelta(hours=3)
 _UTC_ZONES = ("UTC", "Etc/UTC", "Etc/GMT", "GMT", "Z")
 
 
@@ -69,9 +72,11 @@ class TimePolicy:
         return cls(dt.enabled, float(dt.max_ahead), float(behind), config.gateway.timezone)
 
 
-@dataclass(frozen=True, slots=True)
-class Stamp:
-    """The time a message's readings get, and why it is not the device's own when it is not."""
+class Stamp(NamedTuple):
+    """The time a message's readings get, and why it is not the device's own when it is not.
+
+    (A named tuple: made for every message, and a frozen dataclass costs 0.7 us to make.)
+    """
 
     ts: float
     from_device: bool
@@ -133,10 +138,12 @@ def epoch_seconds(value: Any, tz: tzinfo, latest: float) -> float | None:
         number = float(value)
     elif isinstance(value, str):
         text = value.strip()
+        if "-" in text[1:] or ":" in text:  # a date, the common case: no float() attempt
+            return _from_text(text, tz, latest)
         try:
             number = float(text)
         except ValueError:
-            return _from_text(text, tz, latest)
+            return None
     else:
         return None
     if not math.isfinite(number):
@@ -152,8 +159,16 @@ def _from_text(text: str, tz: tzinfo, latest: float) -> float | None:
     try:
         if moment.tzinfo is not None:
             return moment.timestamp()
+        # Arithmetic rather than replace(tzinfo=...), which costs 0.8 us a call: this
+        # runs for every message of every Tasmota.
+        local = (moment - _EPOCH).total_seconds()
         if tz is UTC:
-            return moment.replace(tzinfo=tz).timestamp()
+            return local
+        offset = tz.utcoffset(moment)
+        if offset is None:
+            return local
+        if tz.utcoffset(moment - _NEAR) == offset == tz.utcoffset(moment + _NEAR):
+            return local - offset.total_seconds()  # no daylight-saving change near
         first = moment.replace(tzinfo=tz, fold=0).timestamp()
         second = moment.replace(tzinfo=tz, fold=1).timestamp()
     except (OverflowError, OSError, ValueError):  # year 1 or 9999 near the edge of the range
