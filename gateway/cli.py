@@ -14,7 +14,7 @@ from typing import Any
 from gateway import __version__, storecli
 from gateway.config.load import load_config
 from gateway.config.schema import DeviceConfig
-from gateway.config.validate import ConfigError
+from gateway.config.validate import ConfigError, build
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
@@ -79,7 +79,14 @@ def cmd_decode(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_PROBLEM
     params = _parse_params(args.param or [])
-    device = DeviceConfig(id=args.device, profile=args.profile, params=params)
+    # A device's own keys (timezone, time) may be given as --param too, as in the config.
+    own = {k: params.pop(k) for k in ("timezone", "time") if k in params}
+    device, problems = build(DeviceConfig, {"id": args.device, "profile": args.profile,
+                                            "params": params, **own}, "--param")
+    if device is None or problems:
+        for p in problems:
+            print(str(p).replace("--param.", "--param "), file=sys.stderr)
+        return EXIT_PROBLEM
     problems = library.check_device(device, "--param")
     if problems:
         for p in problems:
