@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SENSOR = ('{"Time":"2026-11-20T10:15:00","ENERGY":{"Total":512.417,"Yesterday":1.203,'
-          '"Today":0.521,"Power":38,"Voltage":238,"Current":0.218}}')
+# A plug set to UTC, as it would send this now: its Time is the reading's time.
+SENSOR = ('{"Time":"' + time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + '","ENERGY":'
+          '{"Total":512.417,"Yesterday":1.203,"Today":0.521,"Power":38,"Voltage":238,'
+          '"Current":0.218}}')
 
 
 def decode(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
