@@ -45,8 +45,11 @@ class LatestValues:
             values, seen, base = self._values, self._seen, self._base
             for r in readings:
                 device = r.tags.get("device")
-                if device is None or device not in base:
-                    continue  # the gateway's own metrics
+                if device is None or device not in base or r.metric.startswith("gateway."):
+                    # The gateway's own metrics; some are labelled with the device they
+                    # are about (gateway.device_time_rejected), which must not make it
+                    # look recently heard.
+                    continue
                 label = self._label(r, device)
                 per = values.get(device)
                 if per is None:

@@ -60,7 +60,9 @@ def series(found: list[dict], device: str, metric: str) -> list[tuple[float, flo
 
 def test_queued_readings_keep_their_devices_time(mosquitto, make_gateway, publisher):
     gw = make_gateway({
-        "gateway": {"name": "hall", "self_metrics_interval": 3600},
+        # Self-metrics each second: gateway.device_time_rejected is labelled with the
+        # device it is about, which must not make that device look recently heard.
+        "gateway": {"name": "hall", "self_metrics_interval": 1},
         "mqtt": {"host": mosquitto.host, "port": mosquitto.port},
         "devices": DEVICES,
         "sinks": [{"name": "local", "type": "file", "path": "readings.jsonl"}],
@@ -115,6 +117,10 @@ def test_queued_readings_keep_their_devices_time(mosquitto, make_gateway, publis
     assert "clock is" in warning and "days behind" in warning and "stamped on receipt" in warning
     shown = gw.cli("status", "--config", str(gw.config_path))
     assert "device clock not believed (behind), old-plug: 1" in shown.stdout, shown.stdout
+    heard = status["devices"]["old-plug"]
+    time.sleep(2.5)  # two rounds of self-metrics
+    assert gw.status()["devices"]["old-plug"] == heard
+    assert abs(heard["last_seen"] - ts) < 0.002 and list(heard["values"]) == ["plug.power"]
 
     # A relay switched by hand is stamped on receipt (stat/ carries no time); the plug's
     # next STATE, measured 40 s earlier by its own clock, is kept, in order, after it,

@@ -248,7 +248,8 @@ class Decoder:
                 if stamp.from_device:
                     for reading in result.readings[first:]:
                         reading.device_time = True
-                elif result.time_rejected is None:
+                elif result.time_rejected is None and len(result.readings) > first:
+                    # Said only where readings got the receive time instead.
                     result.time_rejected = (stamp.rejected, f"device {route.device.id!r}: "
                                             f"{stamp.detail} (topic {topic!r})")
             # Field problems name the device and field; add the topic, as the other
