@@ -241,9 +241,12 @@ class _SessionRecord:
         self.broker = broker
         self.client_id = client_id
         self._saved = 0.0
+        self._known: float | None = None  # this process's own knowledge, if any
 
     def last_connected(self) -> float | None:
         """When the gateway was last known connected to this broker as this client."""
+        if self._known is not None:
+            return self._known  # even if the file could not be written (a full disk)
         if self.path is None:
             return None
         try:
@@ -255,6 +258,7 @@ class _SessionRecord:
             return None
 
     def save(self, now: float) -> None:
+        self._known = now
         if self.path is None:
             return
         self._saved = now
