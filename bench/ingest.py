@@ -46,7 +46,9 @@ RECEIVE_MAXIMUM = 2000  # the gateway's default, so both subscribers get the sam
 
 def payload(i: int, fields: int) -> bytes:
     energy = {k: round(i * 0.001 + n, 3) for n, k in enumerate(ENERGY_KEYS[:fields])}
-    return json.dumps({"Time": "2026-11-22T10:00:00", "ENERGY": energy}).encode()
+    # The plug's own clock, as a Tasmota set to UTC sends it: the gateway reads it.
+    now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    return json.dumps({"Time": now, "ENERGY": energy}).encode()
 
 
 def _publisher(port: int, topics: list[str], per_client: int, fields: int,

@@ -20,7 +20,7 @@ from typing import Any
 from gateway import __version__, storecli
 from gateway.config.load import CONFIG_ENV, DEFAULT_CONFIG, config_path, load_config
 from gateway.config.schema import Config, DeviceConfig
-from gateway.config.validate import ConfigError
+from gateway.config.validate import ConfigError, build
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 #: what a shell shows for a command ended by SIGPIPE (128 + 13)
@@ -91,10 +91,7 @@ def _decode_device(args: argparse.Namespace) -> tuple[Any, DeviceConfig, str, di
         if args.profile is None:
             raise _Usage("give --profile P (with its --param k=v), or --device ID of a "
                          "configured device (with --config, or the default config)")
-        library = ProfileLibrary.builtin()
-        device = DeviceConfig(id=args.device or "decode", profile=args.profile,
-                              params=_parse_params(args.param or []))
-        return library, device, args.gateway, {}
+        return ProfileLibrary.builtin(), _profile_device(args), args.gateway, {}
     config, folder = _config_or_exit(args.config)
     library = ProfileLibrary.for_config(config, folder)
     gateway = args.gateway or config.gateway.name
@@ -109,9 +106,20 @@ def _decode_device(args: argparse.Namespace) -> tuple[Any, DeviceConfig, str, di
         return library, found[0], gateway, dict(config.gateway.tags)
     if args.profile is None:
         raise _Usage("give --device ID (a configured device) or --profile P")
-    device = DeviceConfig(id=args.device or "decode", profile=args.profile,
-                          params=_parse_params(args.param or []))
-    return library, device, gateway, dict(config.gateway.tags)
+    return library, _profile_device(args), gateway, dict(config.gateway.tags)
+
+
+def _profile_device(args: argparse.Namespace) -> DeviceConfig:
+    """The device `--profile P --param k=v ...` describes."""
+    params = _parse_params(args.param or [])
+    # A device's own keys (timezone, time) may be given as --param too, as in the config.
+    own = {k: params.pop(k) for k in ("timezone", "time") if k in params}
+    device, problems = build(DeviceConfig, {"id": args.device or "decode",
+                                            "profile": args.profile, "params": params, **own},
+                             "--param")
+    if device is None or problems:
+        raise _Usage("\n".join(str(p).replace("--param.", "--param ") for p in problems))
+    return device
 
 
 class _Usage(Exception):
@@ -158,6 +166,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
               "from it", file=sys.stderr)
     for reason, detail in decoded.problems:
         print(f"{reason}: {detail}", file=sys.stderr)
+    if decoded.time_rejected is not None:
+        reason, detail = decoded.time_rejected
+        print(f"device time not believed ({reason}): {detail}; readings stamped on receipt",
+              file=sys.stderr)
     return EXIT_PROBLEM if decoded.problems else EXIT_OK
 
 

@@ -1,9 +1,17 @@
 """The ingest stage: raw messages -> decode -> group commit -> acknowledge.
 
-Runs in its own thread. A source hands over (topic, payload, received, ack)
+Runs in its own thread. A source hands over a RawMessage and its `ack`
 cheaply; this thread decodes as messages arrive, commits one transaction per
 batch, and only then calls each message's `ack` — so the broker keeps every
 message the store has not yet made durable.
+
+A retained message the broker delivered on subscribing is the last known
+state of its topic, not a new reading: it updates the latest values (marked
+retained) and is acknowledged with its batch, but stores nothing, unless its
+profile says that topic's retained messages are readings (`retained: reading`).
+A payload time the decoder did not believe (a device clock far off) is counted
+as `gateway.device_time_rejected` and logged, rate-limited; the readings keep
+their receive time.
 
 A batch is committed when it holds `commit_rows` readings, when it holds half
 of the `window` of unacknowledged messages (so the broker can send the other
@@ -38,8 +46,8 @@ from dataclasses import dataclass, field
 
 from gateway.config.schema import StoreSection
 from gateway.logthrottle import Throttled
-from gateway.model import Reading
-from gateway.profiles.decoder import UNKNOWN_TOPIC, Decoder
+from gateway.model import RawMessage, Reading
+from gateway.profiles.decoder import UNKNOWN_TOPIC, Decoded, Decoder
 from gateway.state import LatestValues
 from gateway.stats import Stats
 from gateway.store.bounds import Space
@@ -59,6 +67,7 @@ class _Message:
     payload: bytes
     received: float
     ack: Ack | None
+    retained: bool = False
 
 
 @dataclass
@@ -68,6 +77,7 @@ class _Batch:
     messages: int = 0
     decoded: int = 0
     ignored: int = 0
+    retained: int = 0  # retained messages taken as the last known state
     own: int = 0  # self-metric readings
     problems: Counter[str] = field(default_factory=Counter)
 
@@ -117,12 +127,13 @@ class Ingest:
 
     # -- called from other threads ---------------------------------------------------------
 
-    def submit(self, topic: str, payload: bytes, received: float, ack: Ack | None) -> None:
+    def submit(self, message: RawMessage, ack: Ack | None) -> None:
         """Hand over one message. Blocks while `window` messages await their commit."""
         while not self._slots.acquire(timeout=0.5):
             if self._stopping.is_set():
                 return  # not acknowledged: the broker sends it again next time
-        self._queue.put(_Message(topic, payload, received, ack))
+        self._queue.put(_Message(message.topic, message.payload, message.received, ack,
+                                 message.retained))
 
     def submit_readings(self, readings: Sequence[Reading]) -> None:
         """Store readings the gateway made itself (self-metrics)."""
@@ -246,6 +257,11 @@ class Ingest:
         if item.ack is not None:
             batch.acks.append(item.ack)
         result = self.decoder.decode(item.topic, item.payload, item.received)
+        if item.retained and result.readings and not result.retained_is_reading:
+            self._take_retained(result, batch)
+            return
+        if result.time_rejected is not None:
+            self._device_clock_off(result.device, *result.time_rejected)
         if result.readings:
             batch.readings.extend(result.readings)
             batch.decoded += 1
@@ -256,6 +272,26 @@ class Ingest:
             # A topic no device reads, under a wildcard filter: worth a line, not an alarm.
             level = logging.INFO if reason == UNKNOWN_TOPIC else logging.WARNING
             self._throttle.log(level, f"{reason}:{result.device}", f"{reason}: {detail}")
+
+    def _take_retained(self, result: Decoded, batch: _Batch) -> None:
+        """A retained message delivered on subscribing: the last known state, nothing stored.
+
+        One outcome per message (`retained`); problems in the part that could not
+        be read are logged, not counted again as undecodable. Its time, old by
+        nature, is not judged: a retained copy from last week is no wrong clock.
+        """
+        batch.retained += 1
+        self.latest.remember(result.readings)
+        for reason, detail in result.problems:
+            self._throttle.log(logging.WARNING, f"{reason}:{result.device}",
+                               f"{reason} (in a retained message): {detail}")
+
+    def _device_clock_off(self, device: str, reason: str, detail: str) -> None:
+        self.stats.inc("gateway.device_time_rejected", device=device, reason=reason)
+        self._throttle.log(logging.WARNING, f"device-time-{reason}:{device}",
+                           f"{detail}: not believed, readings stamped on receipt instead "
+                           "(see gateway.device_time; `time: receive` on the device ignores "
+                           "its clock)")
 
     def _finish(self, outbox: Outbox, batch: _Batch) -> bool:
         """Commit the batch, then acknowledge it. False when ingest must stop unacknowledged."""
@@ -274,6 +310,7 @@ class Ingest:
         stats.inc("gateway.received", batch.messages)
         stats.inc("gateway.decoded", batch.decoded)
         stats.inc("gateway.ignored", batch.ignored)
+        stats.inc("gateway.retained", batch.retained)
         for reason, n in batch.problems.items():
             stats.inc("gateway.undecodable", n, reason=reason)
         stats.inc("gateway.stored", len(batch.readings))

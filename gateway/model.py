@@ -39,6 +39,9 @@ class Reading:
     #: how compaction may fold old readings of this series; None: by type
     #: (count -> sum, otherwise mean)
     rollup: RollupKind | None = None
+    #: `ts` is the device's own clock (read from the payload), not the gateway's
+    #: receive time: a step back in it says nothing about the gateway's clock
+    device_time: bool = False
 
     def as_dict(self) -> dict[str, object]:
         """A plain, JSON-ready view (used by `gateway decode` and the MQTT sink)."""
@@ -55,11 +58,17 @@ class Reading:
 
 @dataclass(frozen=True, slots=True)
 class RawMessage:
-    """What a source hands on: where it came from, the bytes, and when it arrived."""
+    """What a source hands on: where it came from, the bytes, and when it arrived.
+
+    `retained` is set for an MQTT message the broker delivered because the
+    gateway subscribed (the broker's stored copy of the topic's last message,
+    of unknown age), not because it was published while the gateway listened.
+    """
 
     topic: str
     payload: bytes
     received: float
+    retained: bool = False
 
 
 def rollup_kind(metric_type: str, rollup: str | None) -> str:

@@ -34,6 +34,7 @@ from gateway.forward import Backoff, Forwarder
 from gateway.httpapi import StatusServer
 from gateway.ingest import Ingest
 from gateway.profiles.decoder import Decoder
+from gateway.profiles.devicetime import TimePolicy
 from gateway.profiles.library import ProfileLibrary
 from gateway.selfmetrics import SelfMetrics
 from gateway.sinks.base import Sink
@@ -41,7 +42,7 @@ from gateway.sinks.datadog import DatadogSink
 from gateway.sinks.influx import InfluxSink
 from gateway.sinks.jsonlines import FileSink
 from gateway.sinks.mqtt import MqttSink
-from gateway.sources.mqtt import MqttSource
+from gateway.sources.mqtt import SESSION_RECORD, MqttSource
 from gateway.stats import Stats
 from gateway.store.inflight import InFlight
 from gateway.store.lock import StoreBusy, StoreLock
@@ -87,14 +88,15 @@ class Gateway:
         self.library = ProfileLibrary.for_config(config, config_dir)
         gw = config.gateway
         self.decoder = Decoder(config.devices, self.library, gw.name, gw.tags,
-                               config.mqtt.max_payload_bytes)
+                               config.mqtt.max_payload_bytes, TimePolicy.from_config(config))
         store = config.store
         self.inflight = InFlight()
         self.ingest = Ingest(self._outbox, self.decoder, self.stats, store.commit_interval,
                              store.commit_rows, config.mqtt.receive_maximum, store,
                              self.inflight, clock)
         self.source = MqttSource(config.mqtt, config.client_id, self.decoder.subscriptions(),
-                                 self.ingest.submit, self.stats, clock)
+                                 self.ingest.submit, self.stats, clock,
+                                 self.data_dir / SESSION_RECORD)
         self.forwarders = [
             Forwarder(make_sink(s, gw.name, clock, self.data_dir), self._outbox, self.stats,
                       s.batch_size, s.timeout, Backoff(s.backoff_min, s.backoff_max),
@@ -221,6 +223,7 @@ class Gateway:
         due = 0.0
         while True:
             await self._refresh_store_figures(reader)
+            self.source.tick()
             now = time.monotonic()
             if now >= due:
                 due = now + interval
@@ -265,10 +268,16 @@ class Gateway:
             "pid": os.getpid(), "uptime": now - self.started, "store": str(self.data_dir),
             "mqtt": {"broker": f"{self.config.mqtt.host}:{self.config.mqtt.port}",
                      "connected": bool(s.get("gateway.mqtt.connected")),
-                     "topics": len(self.decoder.subscriptions())},
+                     "topics": len(self.decoder.subscriptions()),
+                     "sessions_lost": s.total("gateway.mqtt_session_lost")},
             "ingest": {"received": s.total("gateway.received"),
                        "decoded": s.total("gateway.decoded"),
                        "ignored": s.total("gateway.ignored"),
+                       "retained": s.total("gateway.retained"),
+                       "device_time_rejected": {
+                           f"{dict(lbl).get('device')}/{dict(lbl).get('reason')}": v
+                           for lbl, v in s.counters.get("gateway.device_time_rejected",
+                                                        {}).items()},
                        "stored": s.total("gateway.stored"),
                        "undecodable": undecodable,
                        "queue": s.get("gateway.ingest.queue"),

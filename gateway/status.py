@@ -166,8 +166,12 @@ def _devices(devices: dict[str, Any], now: float) -> list[str]:
         heard = "nothing heard yet" if seen is None else f"heard {_age(max(0.0, now - seen))} ago"
         if seen is not None and now - seen < 1:
             heard = "heard just now"
+        kept = set(dev.get("retained") or ())
+        if kept:
+            heard += " (values marked * are the broker's retained last state, of unknown age)"
         lines.append(f"    {name:<{width}}  {state}, {heard}")
-        values = " · ".join(f"{series} {_value(v)}{(' ' + unit) if unit else ''}"
+        values = " · ".join(f"{series}{'*' if series in kept else ''} {_value(v)}"
+                            f"{(' ' + unit) if unit else ''}"
                             for series, (v, unit, *_) in (dev.get("values") or {}).items())
         if values:
             lines.extend(textwrap.wrap(values, 100, initial_indent=" " * (6 + width),
@@ -214,6 +218,10 @@ def render_status(s: dict[str, Any]) -> str:
     if mqtt:
         state = "connected" if mqtt["connected"] else "NOT CONNECTED"
         lines.append(f"  mqtt {mqtt['broker']}: {state}, {mqtt['topics']} topic filter(s)")
+        if mqtt.get("sessions_lost"):
+            lines.append(f"    SESSION LOST {mqtt['sessions_lost']:.0f} time(s): the broker had "
+                         "forgotten the gateway's session, so messages published meanwhile "
+                         "are gone (see the log)")
     ing = s.get("ingest")
     if ing:
         lines.append(f"  ingest: received {ing['received']:.0f} messages, decoded "
@@ -224,6 +232,13 @@ def render_status(s: dict[str, Any]) -> str:
                         "is acknowledged, the broker keeps the messages"))
         for reason, n in sorted(ing.get("undecodable", {}).items()):
             lines.append(f"    undecodable {reason}: {n:.0f}")
+        if ing.get("retained"):
+            lines.append(f"    retained {ing['retained']:.0f}: the broker's last known state, "
+                         "shown in the latest values, not stored as readings")
+        for key, n in sorted((ing.get("device_time_rejected") or {}).items()):
+            device, _, reason = key.partition("/")
+            lines.append(f"    device clock not believed ({reason}), {device}: {n:.0f} "
+                         "message(s) stamped on receipt")
     devices = s.get("devices")
     if devices:
         lines.extend(_devices(devices, time.time()))

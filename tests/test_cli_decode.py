@@ -10,8 +10,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SENSOR = ('{"Time":"2026-11-20T10:15:00","ENERGY":{"Total":512.417,"Yesterday":1.203,'
-          '"Today":0.521,"Power":38,"Voltage":238,"Current":0.218}}')
+def sensor() -> str:
+    """A Tasmota SENSOR from a plug set to UTC, as it sends it now: its Time is the reading's."""
+    return ('{"Time":"' + time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + '","ENERGY":'
+            '{"Total":512.417,"Yesterday":1.203,"Today":0.521,"Power":38,"Voltage":238,'
+            '"Current":0.218}}')
 
 
 def decode(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -23,7 +26,7 @@ def decode(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[
 def test_a_tasmota_sensor_message_prints_one_json_line_per_reading():
     done = decode("--profile", "tasmota", "--topic", "tele/defib_socket/SENSOR",
                   "--param", "topic=defib_socket", "--device", "defib-socket",
-                  "--gateway", "hall", "--payload", SENSOR)
+                  "--gateway", "hall", "--payload", sensor())
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     readings = [json.loads(line) for line in done.stdout.splitlines()]

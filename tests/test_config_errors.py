@@ -32,7 +32,8 @@ def test_good_config_loads_with_visible_defaults():
 def test_unknown_keys_are_errors_with_their_path_and_a_suggestion():
     found = problems(GOOD.replace("{name: hall}", "{name: hall, data_dri: x}"))
     assert found == [("gateway.data_dri: unknown key (did you mean 'data_dir'?); allowed here: "
-                      "data_dir, http, name, profiles_dirs, self_metrics_interval, tags, timezone")]
+                      "data_dir, device_time, http, name, profiles_dirs, self_metrics_interval, "
+                      "tags, timezone")]
 
 
 def test_every_problem_is_reported_not_just_the_first():

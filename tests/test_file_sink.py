@@ -24,8 +24,9 @@ from gateway.service import make_sink
 from gateway.sinks.jsonlines import FileSink
 from gateway.store.outbox import Row, SeriesInfo
 
+# The payloads below carry one fixed Time, not a clock: stamped on receipt.
 DEVICE = {"id": "defib-socket", "profile": "tasmota", "topic": "defib_socket",
-          "priority": "critical", "tags": {"room": "entrance"}}
+          "priority": "critical", "tags": {"room": "entrance"}, "time": "receive"}
 TAGS = {"device": "defib-socket", "gateway": "hall", "site": "kilnwick", "room": "entrance"}
 
 

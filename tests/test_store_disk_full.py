@@ -10,6 +10,7 @@ from pathlib import Path
 from gateway.config.schema import DeviceConfig, StoreSection
 from gateway.config.validate import Bytes
 from gateway.ingest import Ingest
+from gateway.model import RawMessage
 from gateway.profiles.decoder import Decoder
 from gateway.profiles.library import ProfileLibrary
 from gateway.stats import Stats
@@ -68,7 +69,7 @@ def test_a_full_store_holds_messages_unacknowledged_and_recovers(tmp_path: Path)
     def publish() -> None:
         # As the MQTT network thread does: submit blocks while the window is full.
         for n in range(total):
-            ingest.submit("tele/defib/SENSOR", payload(n), time.time(), acks.ack(n))
+            ingest.submit(RawMessage("tele/defib/SENSOR", payload(n), time.time()), acks.ack(n))
             taken.append(n)
 
     publisher = threading.Thread(target=publish, daemon=True)

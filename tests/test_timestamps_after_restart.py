@@ -9,6 +9,12 @@ those milliseconds and overwrite the burst's points downstream.
 
 The destination is VictoriaMetrics with deduplication at 1 ms, which keeps one
 point per series and millisecond as InfluxDB does.
+
+The plug's readings are stamped on receipt (`time: receive`), as those of a
+device whose payloads carry no time of their own are (ESPHome, most JSON
+devices): that is when a queued burst lands within milliseconds. A device that
+sends its own time spreads its queue out over when it was measured instead
+(tests/test_device_timestamps.py).
 """
 
 import pytest
@@ -40,7 +46,7 @@ def test_a_restart_after_a_burst_overwrites_nothing(mosquitto, one_point_per_ms,
     gw = make_gateway({
         "gateway": {"name": "hall"},
         "mqtt": {"host": mosquitto.host, "port": mosquitto.port},
-        "devices": [p.device_config() for p in PLUGS],
+        "devices": [{**p.device_config(), "time": "receive"} for p in PLUGS],
         "sinks": [{"name": "vm", "type": "influx", "url": vm.url}],
     })
     gw.start()

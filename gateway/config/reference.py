@@ -152,7 +152,8 @@ def profile_list(library: ProfileLibrary | None = None) -> str:
     for name in sorted(library.profiles):
         spec = library.profiles[name].spec
         params = ", ".join(
-            f"`{k}`" + ("" if p.required else f" (default `{p.default}`)")
+            f"`{k}`" + ("" if p.required else " (optional)" if p.default in ("", None)
+                        else f" (default `{p.default}`)")
             for k, p in spec.params.items())
         desc = " ".join(spec.description.split()).replace("<", "&lt;").replace("|", "\\|")
         lines.append(f"| `{name}` | {params} | {desc} |")

@@ -60,10 +60,41 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
+class DeviceTimeConfig:
+    """When a device's own clock is believed (see README, "Timestamps")."""
+
+    enabled: bool = field(
+        default=True,
+        metadata=doc("stamp readings with the time their payload says they were measured, where "
+                     "the device's profile says where that is (Tasmota Time, Shelly ts, "
+                     "Zigbee2MQTT last_seen...); false: every reading gets its receive time"),
+    )
+    max_ahead: Duration = field(
+        default=Duration(120),
+        metadata=doc("a device time further than this ahead of the receive time is not "
+                     "believed: the reading gets its receive time (counted, logged)"),
+    )
+    max_behind: Duration | None = field(
+        default=None,
+        metadata=doc("a device time further than this behind the receive time is not believed; "
+                     "unset: mqtt.session_expiry plus a day, so messages the broker kept through "
+                     "an outage keep their time while a clock stuck in 1970 or 2000 is caught"),
+    )
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if self.max_behind is not None and self.max_behind < 60:
+            yield "max_behind", ("must be at least 1m: a message takes a moment to arrive, "
+                                 "and Tasmota's Time has whole seconds")
+
+
+@dataclass(frozen=True)
 class GatewaySection:
     name: str = field(metadata=doc("this gateway's name; tags every reading as gateway:<name>"))
     data_dir: str = field(default="./data", metadata=doc("where the SQLite store lives"))
-    timezone: str = field(default="UTC", metadata=doc("IANA time zone for schedules"))
+    timezone: str = field(
+        default="UTC",
+        metadata=doc("IANA time zone for schedules, and of device clocks that give local time "
+                     "without an offset (Tasmota's Time) unless a device names its own"))
     tags: Mapping[str, str] = field(default_factory=_empty,
                                     metadata=doc("tags added to every reading"))
     self_metrics_interval: float = field(
@@ -73,6 +104,9 @@ class GatewaySection:
         default=(), metadata=doc("extra folders of device profiles, searched first")
     )
     http: HttpConfig = field(default_factory=HttpConfig, metadata=doc("status endpoint"))
+    device_time: DeviceTimeConfig = field(
+        default_factory=DeviceTimeConfig,
+        metadata=doc("when to believe the time a device puts in its payloads"))
 
     def check(self) -> Iterator[tuple[str, str]]:
         yield from _name_problems("name", self.name, "gateway name")
@@ -235,9 +269,23 @@ class DeviceConfig:
     params: Mapping[str, Any] = field(
         default_factory=_empty, metadata=doc("the profile's parameters (topic, prefix, ...)")
     )
+    time: Literal["device", "receive"] = field(
+        default="device",
+        metadata=doc("device: readings keep the time their payload gives, where the profile "
+                     "says where it is (within gateway.device_time's window); receive: ignore "
+                     "this device's clock, stamp its readings when they arrive"))
+    timezone: str = field(
+        default="",
+        metadata=doc("IANA time zone the device's clock is set to, for payload times without "
+                     "an offset (Tasmota's Time); default: gateway.timezone"))
 
     def check(self) -> Iterator[tuple[str, str]]:
         yield from _name_problems("id", self.id, "device id")
+        if self.timezone:
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                yield "timezone", f"unknown time zone {self.timezone!r} (e.g. Europe/London)"
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from paho.mqtt.client import topic_matches_sub as mqtt_topic_matches
 from gateway.config.schema import DeviceConfig
 from gateway.config.validate import build
 from gateway.model import Reading
+from gateway.profiles.devicetime import DeviceClock, TimePolicy, zone
 from gateway.profiles.library import Profile, ProfileLibrary, field_map
 from gateway.profiles.schema import Availability, FieldSpec, MessageRule
 from gateway.profiles.topics import PLACEHOLDER as _PLACEHOLDER
@@ -45,6 +46,10 @@ class Decoded:
     problems: list[tuple[str, str]] = field(default_factory=list)
     ignored: bool = False
     device: str = ""
+    #: (reason, detail) when the payload gave a time that was not believed
+    time_rejected: tuple[str, str] | None = None
+    #: a matched rule says this topic's retained messages are readings, not state
+    retained_is_reading: bool = False
 
 
 @dataclass
@@ -76,6 +81,7 @@ class _Route:
     regex: re.Pattern[str] | None
     filter: str
     each_key: re.Pattern[str] | None = None  # `each:` key pattern, compiled once
+    clock: DeviceClock | None = None  # where the payload says when it was measured
 
 
 def _get(obj: Any, path: tuple[str, ...]) -> Any:
@@ -94,8 +100,9 @@ class Decoder:
 
     def __init__(self, devices: Iterable[DeviceConfig], library: ProfileLibrary,
                  gateway_name: str = "", gateway_tags: Mapping[str, str] | None = None,
-                 max_payload_bytes: int = 65536) -> None:
+                 max_payload_bytes: int = 65536, time_policy: TimePolicy | None = None) -> None:
         self.max_payload_bytes = max_payload_bytes
+        self.time_policy = time_policy or TimePolicy()
         self.exact: dict[str, list[_Route]] = {}
         self.patterned: list[_Route] = []
         self._cache: dict[str, list[tuple[_Route, dict[str, str]]]] = {}
@@ -136,11 +143,21 @@ class Decoder:
         whole = [f for f in plain if not f.path]
         each_key = topic_pattern(rule.each.key, {})[1] if rule.each is not None else None
         route = _Route(device, rule, plain, wildcard, listed, list(roots.items()), whole, base,
-                       regex, flt, each_key)
+                       regex, flt, each_key, self._clock(device, rule, scalars))
         if regex is None:
             self.exact.setdefault(flt, []).append(route)
         else:
             self.patterned.append(route)
+
+    def _clock(self, device: DeviceConfig, rule: MessageRule,
+               params: Mapping[str, Any]) -> DeviceClock | None:
+        """Where this rule's payloads give their time, unless this device's clock is ignored."""
+        policy = self.time_policy
+        path = fill_params(rule.time, params) if rule.time else ""
+        if not path or "{" in path or not policy.enabled or device.time == "receive":
+            return None
+        return DeviceClock(path, zone(device.timezone or policy.timezone), policy.max_ahead,
+                           policy.max_behind)
 
     @staticmethod
     def _compile(profile: Profile, spec: FieldSpec, params: Mapping[str, Any]) -> _Field:
@@ -220,8 +237,21 @@ class Decoder:
             matched = True
             strict = strict or not rule.partial
             result.device = route.device.id
+            result.retained_is_reading = result.retained_is_reading or rule.retained == "reading"
             found = len(result.problems)
-            self._read(route, captures, body, received, result)
+            first = len(result.readings)
+            stamp = route.clock.stamp(body, received) if route.clock is not None else None
+            if stamp is None:
+                self._read(route, captures, body, received, result)
+            else:
+                self._read(route, captures, body, stamp.ts, result)
+                if stamp.from_device:
+                    for reading in result.readings[first:]:
+                        reading.device_time = True
+                elif result.time_rejected is None and len(result.readings) > first:
+                    # Said only where readings got the receive time instead.
+                    result.time_rejected = (stamp.rejected, f"device {route.device.id!r}: "
+                                            f"{stamp.detail} (topic {topic!r})")
             # Field problems name the device and field; add the topic, as the other
             # reasons give it, so a log line leads to the message that caused it.
             for i in range(found, len(result.problems)):

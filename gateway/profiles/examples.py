@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway.config.schema import DeviceConfig
 from gateway.profiles.decoder import Decoder
+from gateway.profiles.devicetime import epoch_seconds, zone
 from gateway.profiles.library import Profile, ProfileLibrary
 
 BASE_TAGS = {"device", "gateway"}
@@ -29,8 +30,19 @@ def _matches(expected: Mapping[str, Any], reading: Any) -> bool:
     for key in ("unit", "type"):
         if key in expected and getattr(reading, key) != expected[key]:
             return False
+    if "ts" in expected and not math.isclose(reading.ts, _moment(expected["ts"]), rel_tol=0,
+                                              abs_tol=1e-6):
+        return False
     extra = {k: v for k, v in reading.tags.items() if k not in BASE_TAGS}
     return extra == {k: str(v) for k, v in (expected.get("tags") or {}).items()}
+
+
+def _moment(value: Any) -> float:
+    """An example's time: epoch seconds, or ISO 8601 text with an offset."""
+    moment = epoch_seconds(value, zone("UTC"), float("inf"))
+    if moment is None:
+        raise ValueError(f"{value!r} is not a time (epoch seconds or ISO 8601 with an offset)")
+    return moment
 
 
 def check_examples(library: ProfileLibrary, profile: Profile) -> list[str]:
@@ -38,13 +50,15 @@ def check_examples(library: ProfileLibrary, profile: Profile) -> list[str]:
     failures = []
     for i, ex in enumerate(profile.spec.examples):
         where = f"{profile.name} example {i} ({ex.topic})"
-        device = DeviceConfig(id="example", profile=profile.name, params=ex.params)
+        device = DeviceConfig(id="example", profile=profile.name, params=ex.params,
+                              timezone=ex.timezone)
         problems = library.check_device(device, "params")
         if problems:
             failures.append(f"{where}: bad params: {'; '.join(map(str, problems))}")
             continue
+        received = 0.0 if ex.received is None else _moment(ex.received)
         decoded = Decoder([device], library, gateway_name="gw").decode(
-            ex.topic, payload_bytes(ex.payload), 0.0)
+            ex.topic, payload_bytes(ex.payload), received)
         if decoded.problems:
             failures.append(f"{where}: decode problems: {decoded.problems}")
         if ex.ignored != decoded.ignored:

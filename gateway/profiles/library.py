@@ -149,7 +149,8 @@ def param_problems(profile: Profile, params: Mapping[str, Any], path: str) -> li
     declared = profile.spec.params
     for key in params:
         if key not in declared:
-            allowed = ", ".join(["id", "profile", "priority", "tags", *declared])
+            own = [f for f in DeviceConfig.__dataclass_fields__ if f != "params"]
+            allowed = ", ".join([*own, *declared])
             problems.append(Problem(f"{path}.{key}", f"unknown key for profile "
                                                      f"{profile.name!r}; allowed: {allowed}"))
     for key, ps in declared.items():

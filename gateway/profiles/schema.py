@@ -17,6 +17,10 @@ becomes readings. It is data: adding a device family is adding a file.
         topic: tele/plug1/SENSOR
         payload: {ENERGY: {Power: 45}}
         readings: [{metric: plug.power, value: 45, unit: W}]
+
+A message rule's `time:` says where its payload gives the time its values
+were measured (gateway/profiles/devicetime.py reads it); `retained:` says what
+a retained message delivered on subscribing is (the last known state, by default).
 """
 
 from __future__ import annotations
@@ -137,6 +141,14 @@ class MessageRule:
     partial: bool = field(default=False, metadata=doc(
         "payloads are change notifications holding only some fields (or none of this "
         "rule's): one that gives no reading is ignored, not a problem"))
+    time: str = field(default="", metadata=doc(
+        "dotted path to when the device measured the payload's values: ISO 8601 text (no "
+        "offset: the device's time zone) or epoch seconds/milliseconds; may use a {param}; "
+        "'' or absent in a payload: the receive time"))
+    retained: Literal["state", "reading"] = field(default="state", metadata=doc(
+        "what a retained message the broker hands over on subscribing is: state (the last "
+        "known value, shown but not stored) or reading (stored like any other, for devices "
+        "that publish every reading retained)"))
 
     def check(self) -> Iterator[tuple[str, str]]:
         if not (self.fields or self.fields_param or self.availability or self.ignore):
@@ -162,6 +174,10 @@ class Example:
     params: Mapping[str, Any] = field(default_factory=_empty, metadata=doc("device parameters"))
     ignored: bool = field(default=False, metadata=doc("the message is known and ignored"))
     note: str = field(default="", metadata=doc("where the payload comes from"))
+    received: str | float | None = field(default=None, metadata=doc(
+        "when the gateway receives it (ISO 8601 with an offset, or epoch seconds); readings "
+        "may then give the `ts` they must get"))
+    timezone: str = field(default="", metadata=doc("the device's time zone (default UTC)"))
 
 
 @dataclass(frozen=True)

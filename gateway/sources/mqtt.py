@@ -8,14 +8,29 @@ only when the ingest stage has committed the message's readings (paho-mqtt
 MQTT v5's Receive Maximum bounds how many unacknowledged messages the broker
 sends at once, which bounds this process's memory (without it Mosquitto allows
 only 20 in flight, far too few for group commit).
+
+Each message is handed on as a RawMessage with its retain flag: the broker sets
+it only on a retained message it delivers because the gateway subscribed
+(MQTT 3.1.1 section 3.3.1.3; MQTT 5 too, as the gateway subscribes without
+Retain As Published), so it marks the last known state, not a new reading.
+
+A broker that answers "no session" when the gateway had one has forgotten it
+(restarted without persistence, or expired it): whatever was published for the
+gateway meanwhile is gone. That is logged as a WARNING saying what to check
+and counted as `gateway.mqtt_session_lost`. A small record in the data folder
+(SESSION_RECORD) says which broker and client id the gateway last used and when
+it was last connected, so this is known on a start too, not only on a reconnect.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -24,12 +39,19 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.config.schema import MqttSection
+from gateway.model import RawMessage
 from gateway.mqttclient import configure, log_connect_failure
 from gateway.stats import Stats
 
 log = logging.getLogger("gateway.mqtt")
 
-Submit = Callable[[str, bytes, float, Callable[[], None] | None], None]
+Submit = Callable[[RawMessage, Callable[[], None] | None], None]
+
+#: file name, in the gateway's data folder, of the record of its broker session
+SESSION_RECORD = "mqtt-session.json"
+#: while connected, the record's "last connected" time is refreshed this often
+#: (seconds), so a crash leaves it at most this stale
+RECORD_EVERY = 600.0
 
 
 class MqttSource:
@@ -37,12 +59,16 @@ class MqttSource:
 
     def __init__(self, config: MqttSection, client_id: str, topics: Sequence[str],
                  submit: Submit, stats: Stats,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 session_record: Path | None = None) -> None:
         self.config = config
+        self.client_id = client_id
         self.topics = list(topics)
         self.submit = submit
         self.stats = stats
         self.clock = clock
+        self.session = _SessionRecord(session_record, f"{config.host}:{config.port}",
+                                      client_id)
         self._lock = threading.Lock()
         self._generation = 0
         self.connected = threading.Event()
@@ -82,6 +108,8 @@ class MqttSource:
 
     def stop(self) -> None:
         try:
+            if self.connected.is_set():
+                self.session.save(self.clock())
             self.client.disconnect()
         finally:
             self.client.loop_stop()
@@ -99,9 +127,13 @@ class MqttSource:
                       self.config.port, reason, hint)
             return
         present = bool(getattr(flags, "session_present", False))
-        log.info("connected to MQTT broker %s:%s (session %s); subscribing to %d topic(s)",
-                 self.config.host, self.config.port,
-                 "resumed" if present else "new", len(self.topics))
+        now = self.clock()
+        if present:
+            log.info("connected to MQTT broker %s:%s (session resumed); subscribing to %d "
+                     "topic(s)", self.config.host, self.config.port, len(self.topics))
+        else:
+            self._new_session(self.session.last_connected(), now)
+        self.session.save(now)
         self.stats.set("gateway.mqtt.connected", 1)
         self.stats.inc("gateway.mqtt.connects")
         self.connected.set()
@@ -115,6 +147,36 @@ class MqttSource:
                 _, mid = client.subscribe([(t, 1) for t in chunk])
             if mid is not None:
                 self._subscribe_topics[mid] = chunk
+
+    def _new_session(self, last: float | None, now: float) -> None:
+        """The broker holds no session for the gateway: expected, expired, or forgotten."""
+        where = f"{self.config.host}:{self.config.port}"
+        if last is None:
+            log.info("connected to MQTT broker %s (new session: the first with this broker "
+                     "and client id %s); subscribing to %d topic(s)", where, self.client_id,
+                     len(self.topics))
+            return
+        away = max(0.0, now - last)
+        expiry = self.config.session_expiry
+        if self.v5 and away > expiry:
+            self.stats.inc("gateway.mqtt_session_lost", reason="expired")
+            log.warning(
+                "MQTT broker %s had no session for %s: the gateway was away %s, longer than "
+                "mqtt.session_expiry (%s), so the broker dropped the session and what was "
+                "published for the gateway in that time is lost. Raise mqtt.session_expiry "
+                "(and the broker's max_session_expiry_interval / persistent_client_expiration) "
+                "if it may be away that long", where, self.client_id, _span(away),
+                _span(expiry))
+            return
+        self.stats.inc("gateway.mqtt_session_lost", reason="forgotten")
+        log.warning(
+            "MQTT broker %s had no session for %s although the gateway was connected %s ago: "
+            "the broker forgot it, so messages published for the gateway since then are lost "
+            "(the broker did not queue them). Check the broker keeps sessions: Mosquitto needs "
+            "`persistence true` and a persistence_location that survives restarts, and its "
+            "`persistent_client_expiration` must be longer than the gateway may be away%s",
+            where, self.client_id, _span(away),
+            "" if self.v5 else " (with MQTT 3.1.1 the broker alone decides how long)")
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         log_connect_failure(log, f"MQTT broker {self.config.host}:{self.config.port}",
@@ -134,6 +196,8 @@ class MqttSource:
             # Message ids restart on a new connection: acks for messages of the old
             # one must not be sent, or they could acknowledge a different message.
             self._generation += 1
+        if self.connected.is_set():
+            self.session.save(self.clock())
         self.connected.clear()
         self.stats.set("gateway.mqtt.connected", 0)
         if reason.is_failure:
@@ -147,7 +211,15 @@ class MqttSource:
         ack = None
         if msg.qos > 0:
             ack = _Acker(self, msg.mid, msg.qos, self._generation)
-        self.submit(msg.topic, bytes(msg.payload), self.clock(), ack)
+        now = self.clock()
+        self.session.refresh(now)
+        self.submit(RawMessage(msg.topic, bytes(msg.payload), now, bool(msg.retain)), ack)
+
+    def tick(self) -> None:
+        """Called now and then (by the service): keeps the session record's time fresh
+        while connected, even when no message arrives."""
+        if self.connected.is_set():
+            self.session.refresh(self.clock())
 
     def _ack(self, mid: int, qos: int, generation: int) -> None:
         with self._lock:
@@ -155,6 +227,65 @@ class MqttSource:
                 self.stats.inc("gateway.mqtt.stale_acks")
                 return
             self.client.ack(mid, qos)
+
+
+class _SessionRecord:
+    """Which broker and client id the gateway last had a session with, and when it was there.
+
+    Kept as a small JSON file beside the store; a missing or unreadable file
+    (a first start, or a new data folder) means no session is expected.
+    """
+
+    def __init__(self, path: Path | None, broker: str, client_id: str) -> None:
+        self.path = path
+        self.broker = broker
+        self.client_id = client_id
+        self._saved = 0.0
+        self._known: float | None = None  # this process's own knowledge, if any
+
+    def last_connected(self) -> float | None:
+        """When the gateway was last known connected to this broker as this client."""
+        if self._known is not None:
+            return self._known  # even if the file could not be written (a full disk)
+        if self.path is None:
+            return None
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if data.get("broker") != self.broker or data.get("client_id") != self.client_id:
+                return None
+            return float(data["last_connected"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def save(self, now: float) -> None:
+        self._known = now
+        if self.path is None:
+            return
+        self._saved = now
+        text = json.dumps({"broker": self.broker, "client_id": self.client_id,
+                           "last_connected": now})
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError as exc:  # a full disk must not stop the source; the store says so
+            log.debug("cannot write %s: %s", self.path, exc)
+
+    def refresh(self, now: float) -> None:
+        """Save now and then while messages flow, so a crash leaves a recent time."""
+        if now - self._saved >= RECORD_EVERY or now < self._saved:
+            self.save(now)
+
+
+def _span(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 class _Acker:

@@ -225,7 +225,10 @@ class Outbox:
             ts = int(r.ts * 1000)
             prev = last_ts.get(sid)
             if prev is not None and ts <= prev:
-                if prev - ts > 1000:  # not a burst within a millisecond: the clock went back
+                # Not a burst within a millisecond: the clock went back. A device's
+                # own time stepping back (a redelivered or late message, a device
+                # clock set right) says nothing about the gateway's clock.
+                if prev - ts > 1000 and not r.device_time:
                     self.shifted += 1
                     self.max_shift_ms = max(self.max_shift_ms, prev + 1 - ts)
                 ts = prev + 1

@@ -54,6 +54,9 @@ class SimulatedPlug:
         entry: dict = {"id": self.id, "profile": self.profile, "tags": dict(self.tags)}
         if self.profile == "tasmota":
             entry["topic"] = self.topic_name
+            # Every message carries the same fixed Time (see message()), no clock:
+            # its readings are stamped on receipt, as devices without a time are.
+            entry["time"] = "receive"
         else:
             entry["prefix"] = self.topic_name
         return entry
