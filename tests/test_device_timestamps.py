@@ -67,7 +67,7 @@ def test_queued_readings_keep_their_devices_time(mosquitto, make_gateway, publis
         "devices": DEVICES,
         "sinks": [{"name": "local", "type": "file", "path": "readings.jsonl"}],
     })
-    out = gw.workdir / "readings.jsonl"
+    out = gw.data_dir / "readings.jsonl"
     gw.start()
     assert gw.stop() == 0  # the broker now keeps the gateway's session while it is away
 

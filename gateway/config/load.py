@@ -124,11 +124,12 @@ def parse_config(text: str, source: str = "<config>",
 
         library = ProfileLibrary.for_config(config, base_dir=Path(source).parent)
         problems.extend(library.problems)
-        device_problems = [p for i, device in enumerate(config.devices)
-                           if isinstance(device, DeviceConfig)
-                           for p in library.check_device(device, f"devices[{i}]")]
-        problems.extend(device_problems)
-        if not device_problems and all(isinstance(d, DeviceConfig) for d in config.devices):
+        problems.extend(p for i, device in enumerate(config.devices)
+                        if isinstance(device, DeviceConfig)
+                        for p in library.check_device(device, f"devices[{i}]"))
+        # Two devices on one topic are looked for once everything else is right: the
+        # check builds the decoder, which needs sound devices (their zones, say).
+        if not problems and all(isinstance(d, DeviceConfig) for d in config.devices):
             from gateway.profiles.overlaps import topic_overlaps
 
             problems.extend(topic_overlaps(config.devices, library)[0])
