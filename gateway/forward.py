@@ -30,6 +30,11 @@ from gateway.store.outbox import Outbox, Row
 log = logging.getLogger("gateway.forward")
 
 HELD_RETRY = 3600.0  # a held sink (a wrong URL, a refused key) tries once an hour, loudly
+#: the cursor is written to the store at most this often (and on stop): each write is a
+#: page and an fsync for the SD card. A crash may send what followed it again (at least
+#: once); the rows between the written cursor and the one in memory stay claimed, so
+#: housekeeping neither folds nor evicts readings this sink already has.
+CURSOR_SAVE_EVERY = 5.0
 
 
 @dataclass
@@ -58,7 +63,7 @@ class Forwarder:
 
     def __init__(self, sink: Sink, outbox_factory: Callable[[], Outbox], stats: Stats,
                  batch_size: int, timeout: float, backoff: Backoff,
-                 poll_interval: float = 0.5, inflight: InFlight | None = None,
+                 poll_interval: float = 2.0, inflight: InFlight | None = None,
                  max_age: float = 0.0, clock: Callable[[], float] = time.time) -> None:
         self.sink = sink
         self.inflight = inflight or InFlight()
@@ -77,6 +82,10 @@ class Forwarder:
         #: called when the store turns out damaged (the service recovers it)
         self.on_corrupt: Callable[[], None] | None = None
         self._stopping = False
+        #: the cursor: rows up to `position` are done; `saved` is what the store holds
+        self.position: int | None = None
+        self.saved: int | None = None
+        self._save_due = 0.0
 
     def _set_state(self, state: str, error: str = "") -> None:
         self.state = state
@@ -101,9 +110,11 @@ class Forwarder:
         try:
             while not self._stopping:
                 try:
+                    if self.position is None:
+                        self.position = self.saved = await asyncio.to_thread(outbox.cursor, name)
                     rows, again = await asyncio.to_thread(self._next, outbox)
                 except sqlite3.Error as exc:
-                    self.inflight.release(name)
+                    self._unclaim()
                     fault = classify(exc)
                     log.error("sink %s: cannot read the store: %s", name, fault.explain(exc))
                     if fault.corrupt and self.on_corrupt is not None:
@@ -114,6 +125,8 @@ class Forwarder:
                     if self.state not in ("retrying", "held"):
                         self._set_state("idle")
                     await self._idle()
+                    if self.position != self.saved and time.monotonic() >= self._save_due:
+                        await asyncio.to_thread(self._save, outbox)
                     continue
                 try:
                     if again:
@@ -127,7 +140,7 @@ class Forwarder:
                         recorded = await asyncio.to_thread(self._record, outbox, rows,
                                                            outcome)
                 finally:
-                    self.inflight.release(name)
+                    self._unclaim()
                 if not recorded:
                     await self._sleep(5.0)
                 elif outcome.hold:
@@ -152,6 +165,8 @@ class Forwarder:
                     self._set_state("ok")
         finally:
             await self.sink.close()
+            if self.position != self.saved:
+                await asyncio.to_thread(self._save, outbox)
             await asyncio.to_thread(outbox.close)
 
     async def _open(self) -> Outbox | None:
@@ -200,13 +215,36 @@ class Forwarder:
         return True
 
     def _fetch(self, outbox: Outbox) -> list[Row]:
-        """The next batch, claimed before it is read (see InFlight)."""
+        """The next batch, claimed before it is read (see InFlight) from the saved cursor
+        on: what lies between it and the position in memory was sent already."""
         name = self.sink.name
-        after = outbox.cursor(name)
-        with self.inflight.reading(name, after):
-            rows = outbox.rows_after(after, self.batch_size)
-        self.inflight.narrow(name, after, rows[-1].id if rows else after)
+        assert self.position is not None and self.saved is not None
+        with self.inflight.reading(name, self.saved):
+            rows = outbox.rows_after(self.position, self.batch_size)
+        self.inflight.narrow(name, self.saved, rows[-1].id if rows else self.position)
         return rows
+
+    def _unclaim(self) -> None:
+        """Keep claimed only what was sent but is not in the saved cursor yet."""
+        if self.saved is not None and self.position is not None:
+            self.inflight.narrow(self.sink.name, self.saved, self.position)
+        else:
+            self.inflight.release(self.sink.name)
+
+    def _save(self, outbox: Outbox) -> None:
+        """Write the cursor to the store (see CURSOR_SAVE_EVERY)."""
+        if self.position is None or self.position == self.saved:
+            return
+        try:
+            outbox.confirm(self.sink.name, self.position)
+        except sqlite3.Error as exc:
+            log.warning("sink %s: cannot save its cursor: %s; what was sent since the last "
+                        "save may be sent again after a restart", self.sink.name,
+                        classify(exc).explain(exc))
+            return
+        self.saved = self.position
+        self._save_due = time.monotonic() + CURSOR_SAVE_EVERY
+        self._unclaim()
 
     async def _deliver(self, rows: list[Row]) -> Outcome:
         """Send the batch, less readings older than this sink's max_age (dropped, counted)."""
@@ -269,7 +307,16 @@ class Forwarder:
         for row, reason in outcome.dead:
             by_reason.setdefault(reason, []).append(row)
         upto = rows[outcome.done - 1].id if outcome.done else None
-        outbox.record(name, by_reason, outcome.dropped, upto)
+        if by_reason or any(outcome.dropped.values()):
+            # Losses are written at once, with the cursor, in one transaction.
+            outbox.record(name, by_reason, outcome.dropped, upto)
+            if upto is not None:
+                self.position = self.saved = upto
+                self._save_due = time.monotonic() + CURSOR_SAVE_EVERY
+        elif upto is not None:
+            self.position = upto
+            if time.monotonic() >= self._save_due:
+                self._save(outbox)
         for reason, dead_rows in by_reason.items():
             n = sum(r.samples for r in dead_rows)
             self.stats.inc("gateway.dropped", n, sink=name, reason=reason)
@@ -285,13 +332,16 @@ class Forwarder:
         self.new_data.set()
 
     async def _idle(self) -> None:
-        """Wait for a commit (or the poll interval, in case a notice was missed)."""
+        """Wait for a commit (or the poll interval, in case a notice was missed), or until
+        an unsaved cursor is due to be saved."""
         self.new_data.clear()
+        timeout = self.poll_interval
+        if self.position != self.saved:
+            timeout = max(0.0, min(timeout, self._save_due - time.monotonic()))
         waits = [asyncio.ensure_future(self.new_data.wait()),
                  asyncio.ensure_future(self.wakeup.wait())]
         try:
-            await asyncio.wait(waits, timeout=self.poll_interval,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waits:
                 w.cancel()

@@ -177,7 +177,7 @@ class Ingest:
             self.stopped.set()
             return
         self.housekeeper = Housekeeper(outbox.conn, outbox.path, self.store_config,
-                                       self.inflight, self.clock)
+                                       self.inflight, self.clock, outbox.flush)
         if self.store_ok.is_set():
             self.stats.set("gateway.store.writable", 1)
         next_round = time.monotonic()

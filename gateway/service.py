@@ -211,7 +211,8 @@ class Gateway:
 
     async def _refresh_store_figures(self, reader: Outbox) -> None:
         try:
-            self.backlogs = await asyncio.to_thread(reader.backlogs)
+            positions = {f.sink.name: f.position for f in self.forwarders}
+            self.backlogs = await asyncio.to_thread(reader.backlogs, positions)
             self.losses = await asyncio.to_thread(reader.losses_by_priority)
             self.dead_letters = await asyncio.to_thread(reader.dead_letter_counts)
         except Exception as exc:  # noqa: BLE001 - keep reporting; the store may be busy

@@ -79,6 +79,8 @@ class Evictor:
         self.conn = conn
         self.inflight = inflight
         self.clock = clock
+        #: called before readings are deleted: the writer's flush (see schema)
+        self.before_delete: Callable[[], None] = lambda: None
         #: readings evicted (a compacted row counts for all it holds) by (reason, priority);
         #: the caller takes and clears it
         self.evicted: Counter[tuple[str, str]] = Counter()
@@ -127,6 +129,7 @@ class Evictor:
         """Delete up to `limit` of the oldest rows of one priority (younger than `cutoff`
         stop it), skipping rows a sink is sending. Returns rows deleted."""
         table = READINGS[priority]
+        self.before_delete()
         with self.inflight.lock, transaction(self.conn):
             claims = self.inflight.claims()
             skip = "".join(" AND NOT (r.id > ? AND r.id <= ?)" for _ in claims)

@@ -27,6 +27,8 @@ from gateway.store.inflight import InFlight
 
 log = logging.getLogger("gateway.store")
 
+#: how often the writer's in-memory last timestamps and ids are written to the file
+FLUSH_EVERY = 300.0
 #: after a compaction pass has walked the whole store, wait this long (by the gateway's
 #: clock: readings age by it) before the next: they must age into a coarser rule first
 PASS_PAUSE = 60.0
@@ -58,13 +60,17 @@ class Housekeeper:
     """Enforces `store.max_bytes`, `min_free_bytes`, `max_age` and compaction on one connection."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path, config: StoreSection,
-                 inflight: InFlight, clock: Callable[[], float]) -> None:
+                 inflight: InFlight, clock: Callable[[], float],
+                 flush: Callable[[], None] = lambda: None) -> None:
         self.conn = conn
         self.path = path
         self.config = config
         self.clock = clock
+        self.flush = flush
+        self._flushed = time.monotonic()
         self.compactor = Compactor(conn, config.compaction, inflight, clock)
         self.evictor = Evictor(conn, inflight, clock)
+        self.evictor.before_delete = flush
         self._pass_ended: float | None = None
         self._incremental = conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
         self.space: Space | None = None
@@ -79,6 +85,11 @@ class Housekeeper:
         done = Round()
         deadline = time.monotonic() + seconds
         done.purged = purge()
+        if deadline - self._flushed >= FLUSH_EVERY:
+            # The writer's last timestamps and ids reach the file now and then, so a
+            # crash leaves little for the next start to read back (see schema).
+            self.flush()
+            self._flushed = deadline
         if self.config.max_age:
             self._age(done, deadline)
         space = self.measure()

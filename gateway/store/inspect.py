@@ -17,7 +17,7 @@ from typing import Any
 
 from gateway.store.bounds import measure
 from gateway.store.outbox import DB_NAME, Outbox, Rollup, Row
-from gateway.store.schema import READINGS, SCHEMA_VERSION, merged, schema_version
+from gateway.store.schema import READINGS, SCHEMA_VERSION, highest_id, merged, schema_version
 
 EXPORT_CHUNK = 2000
 
@@ -231,8 +231,7 @@ class Selection:
 
 def last_id(outbox: Outbox) -> int:
     """The highest row id given so far: an export stops there, so it ends while ingest runs."""
-    (value,) = outbox.conn.execute("SELECT value FROM meta WHERE key = 'last_id'").fetchone()
-    return int(value)
+    return highest_id(outbox.conn)
 
 
 def count_rows(outbox: Outbox, selection: Selection) -> int:

@@ -27,6 +27,7 @@ from gateway.store.schema import (
     add_loss,
     connect,
     ensure_schema,
+    highest_id,
     merged,
     transaction,
 )
@@ -156,19 +157,71 @@ class Outbox:
         self._by_identity: dict[tuple[str, str, str, str, int],
                                 tuple[dict[str, str], int]] = {}
         self._last_ts: dict[int, int] = {}
-        self._touched: dict[int, int] = {}  # series -> last ts written in this transaction
+        #: in the open transaction: each series' last ts before it (None: none known),
+        #: and the series it created, to undo on rollback
+        self._before: dict[int, int | None] = {}
+        self._created: list[tuple[tuple[str, str, str, str, tuple[tuple[str, str], ...]],
+                                  int]] = []
+        #: series whose last ts is newer in memory than in the series table
+        self._dirty: set[int] = set()
         self._in_tx = False
+        self._first_in_tx = 0
         self._pending = 0
-        self._next_id = 0
+        self._next_id = 0  # 0: not read yet (the first append reads it)
+        self._flushed_id = 0  # the highest id written to meta.last_id
         #: readings stamped later than they arrived by over a second, to keep each
         #: series in order after the clock stepped back (the caller reads and resets)
         self.shifted = 0
         self.max_shift_ms = 0
 
     def close(self) -> None:
+        if self._next_id and not self._in_tx:  # only a connection that wrote readings
+            try:
+                self.flush()
+            except sqlite3.Error:
+                pass  # the next start reads what the flush would have written
         self.conn.close()
 
     # -- writing (the ingest thread) -------------------------------------------------
+
+    def _start_writing(self) -> None:
+        """The first append: where the id sequence stands, and each series' last ts
+        that only the stored rows know (appended after the last flush)."""
+        self._flushed_id = highest_id(self.conn)
+        self._next_id = self._flushed_id + 1
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'flushed_upto'").fetchone()
+        since = int(row[0]) if row else 0
+        last_ts = self._last_ts
+        for table in READINGS.values():
+            for sid, ts in self.conn.execute(f"SELECT series, max(ts) FROM {table} "
+                                             "WHERE id > ? GROUP BY series", (since,)):
+                if ts > last_ts.get(sid, 0):
+                    last_ts[sid] = ts
+                    self._dirty.add(sid)
+
+    def flush(self) -> None:
+        """Write what lives only in the writer's memory: each series' last timestamp and
+        the last id given (see gateway.store.schema). Called before readings are deleted,
+        every few minutes, and on close."""
+        if self._in_tx:
+            raise RuntimeError("flush() inside an open append transaction")
+        if not self._next_id:
+            # Nothing appended yet through this connection (a purge right after a
+            # start): what the file's rows know must be written all the same.
+            self._start_writing()
+        last = self._next_id - 1
+        if not self._dirty and last == self._flushed_id:
+            return
+        with transaction(self.conn):
+            if self._dirty:
+                self.conn.executemany("UPDATE series SET last_ts = max(last_ts, ?) WHERE id = ?",
+                                      [(self._last_ts[sid], sid) for sid in self._dirty])
+            self.conn.execute("UPDATE meta SET value = ? WHERE key = 'last_id' AND "
+                              "CAST(value AS INTEGER) < ?", (str(last), last))
+            self.conn.execute("INSERT OR REPLACE INTO meta (key, value) "
+                              "VALUES ('flushed_upto', ?)", (str(last),))
+        self._dirty.clear()
+        self._flushed_id = last
 
     def _series_id(self, r: Reading) -> int:
         key = (r.metric, r.type, r.unit, r.priority, tuple(sorted(r.tags.items())))
@@ -183,6 +236,8 @@ class Outbox:
         sid, last_ts = self.conn.execute(
             "SELECT id, last_ts FROM series WHERE metric = ? AND type = ? AND unit = ? AND "
             "priority = ? AND tags = ?", params).fetchone()
+        if self._in_tx:
+            self._created.append((key, sid))
         self._series_ids[key] = sid
         self._series_table[sid] = READINGS[r.priority]
         if last_ts and self._last_ts.get(sid, 0) < last_ts:
@@ -200,14 +255,15 @@ class Outbox:
         `shifted`.
         """
         if not self._in_tx:
-            # IMMEDIATE: the id sequence is read and advanced under the write lock.
+            # IMMEDIATE: under the write lock from the start, as the only writer of rows.
             self.conn.execute("BEGIN IMMEDIATE")
             self._in_tx = True
-            (last,) = self.conn.execute("SELECT value FROM meta WHERE key = 'last_id'").fetchone()
-            self._next_id = int(last) + 1
+            if not self._next_id:
+                self._start_writing()
+            self._first_in_tx = self._next_id
         by_table: dict[str, list[tuple[int, int, int, float]]] = {}
         last_ts = self._last_ts
-        touched = self._touched
+        before = self._before
         by_identity = self._by_identity
         tables = self._series_table
         next_id = self._next_id
@@ -232,7 +288,9 @@ class Outbox:
                     self.shifted += 1
                     self.max_shift_ms = max(self.max_shift_ms, prev + 1 - ts)
                 ts = prev + 1
-            last_ts[sid] = touched[sid] = ts
+            if sid not in before:
+                before[sid] = prev
+            last_ts[sid] = ts
             table = tables[sid]
             rows = by_table.get(table)
             if rows is None:
@@ -252,17 +310,14 @@ class Outbox:
         if not self._in_tx:
             return 0
         try:
-            if self._touched:
-                self.conn.executemany("UPDATE series SET last_ts = ? WHERE id = ?",
-                                      [(ts, sid) for sid, ts in self._touched.items()])
-            self.conn.execute("UPDATE meta SET value = ? WHERE key = 'last_id'",
-                              (str(self._next_id - 1),))
             self.conn.execute("COMMIT")
         except sqlite3.Error:
             self.rollback()
             raise
         self._in_tx = False
-        self._touched.clear()
+        self._dirty.update(self._before)
+        self._before.clear()
+        self._created.clear()
         done, self._pending = self._pending, 0
         return done
 
@@ -272,16 +327,25 @@ class Outbox:
                 self.conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
+            # What the failed transaction gave out is not given: ids, timestamps, and
+            # the series rows it inserted.
+            self._next_id = self._first_in_tx
+            for sid, prev in self._before.items():
+                if prev is None:
+                    self._last_ts.pop(sid, None)
+                else:
+                    self._last_ts[sid] = prev
+            for key, sid in self._created:
+                self._series_ids.pop(key, None)
+                self._series_table.pop(sid, None)
+            if self._created:
+                self._by_identity.clear()
         self._in_tx = False
         self._pending = 0
-        self._touched.clear()
+        self._before.clear()
+        self._created.clear()
         self.shifted = 0
         self.max_shift_ms = 0
-        # Series rows inserted in the failed transaction are gone too.
-        self._series_ids.clear()
-        self._series_table.clear()
-        self._by_identity.clear()
-        self._last_ts.clear()
 
     # -- sinks and cursors ---------------------------------------------------------------
 
@@ -293,11 +357,7 @@ class Outbox:
         """
         now = time.time()
         first = self.conn.execute(merged("r.id") + " ORDER BY id LIMIT 1").fetchone()
-        if first is not None:
-            oldest = int(first[0]) - 1
-        else:
-            (last,) = self.conn.execute("SELECT value FROM meta WHERE key = 'last_id'").fetchone()
-            oldest = int(last)
+        oldest = int(first[0]) - 1 if first is not None else highest_id(self.conn)
         with transaction(self.conn):
             for name in names:
                 self.conn.execute("INSERT OR IGNORE INTO cursors (sink, last_id, updated) "
@@ -397,6 +457,10 @@ class Outbox:
         (low,) = self.conn.execute("SELECT min(last_id) FROM cursors").fetchone()
         if low is None:
             return 0
+        first = self.conn.execute(merged("r.id") + " ORDER BY id LIMIT 1").fetchone()
+        if first is None or first[0] > low:
+            return 0
+        self.flush()  # what only the deleted rows knew (last timestamps, the last id)
         deleted = 0
         for table in [*READINGS.values(), "rollups"]:
             while True:
@@ -410,10 +474,13 @@ class Outbox:
                     break
         return deleted
 
-    def backlogs(self) -> list[Backlog]:
+    def backlogs(self, positions: dict[str, int | None] | None = None) -> list[Backlog]:
+        """Rows waiting for each sink, after its saved cursor or, for a running gateway,
+        the position its forwarder has reached (`positions`, newer than the saved one)."""
         out = []
-        for sink, last_id in self.conn.execute("SELECT sink, last_id FROM cursors "
-                                               "ORDER BY sink").fetchall():
+        for sink, saved in self.conn.execute("SELECT sink, last_id FROM cursors "
+                                             "ORDER BY sink").fetchall():
+            last_id = max(saved, (positions or {}).get(sink) or saved)
             n = 0
             for table in READINGS.values():
                 (k,) = self.conn.execute(f"SELECT count(*) FROM {table} WHERE id > ?",

@@ -5,6 +5,13 @@ unit, type, priority, rollup kind and tags are interned once in `series`, which
 also keeps the last timestamp given to each series, so timestamps stay unique per
 series across restarts (readings may be deleted, the series row is not).
 
+A commit writes only the readings it adds: each series' last timestamp and the
+last id given live in the writer's memory and reach `series.last_ts` and
+`meta.last_id` when it flushes them (every few minutes, before it deletes any
+reading, and when it closes; `meta.flushed_upto` says up to which id). On open,
+rows above `flushed_upto` are read for the timestamps a crash kept from the
+flush. An SD card sees one page or two a commit instead of four.
+
 Readings live in one table per priority (`readings_low` ... `readings_critical`).
 SQLite frees a page only when every row on it is gone, so deleting the low
 priority rows from a table that mixes priorities would free almost nothing;
@@ -223,6 +230,19 @@ def add_tally(conn: sqlite3.Connection, name: str, n: int, priority: str = "") -
     conn.execute("INSERT INTO tallies (name, priority, count) VALUES (?, ?, ?) "
                  "ON CONFLICT (name, priority) DO UPDATE SET count = count + ?",
                  (name, priority, n, n))
+
+
+def highest_id(conn: sqlite3.Connection) -> int:
+    """The highest row id ever given: `meta.last_id` (written before any row is deleted)
+    or a stored row's, whichever is higher. The writer does not write `meta.last_id`
+    with every commit: that would cost the SD card a page per commit."""
+    (meta,) = conn.execute("SELECT value FROM meta WHERE key = 'last_id'").fetchone()
+    highest = int(meta)
+    for table in READINGS.values():
+        (top,) = conn.execute(f"SELECT max(id) FROM {table}").fetchone()
+        if top is not None and top > highest:
+            highest = int(top)
+    return highest
 
 
 def merged(select: str, where: str = "") -> str:
