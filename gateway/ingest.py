@@ -390,7 +390,7 @@ class Ingest:
         if self.housekeeper is None:
             return False
         try:
-            done = self.housekeeper.run(outbox.purge)
+            done = self.housekeeper.run(outbox.purge, urgent=not self.store_ok.is_set())
         except sqlite3.Error as exc:
             fault = classify(exc)
             if fault.corrupt:

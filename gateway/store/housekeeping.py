@@ -1,7 +1,7 @@
 """Keeping the store within its bounds, a little at a time, in the ingest thread.
 
 Each round, within a time budget so ingest never waits long:
-1. purge what every sink has confirmed;
+1. purge what every sink has confirmed (once a minute, or at once when space is short);
 2. evict readings (and dead letters) older than `store.max_age`;
 3. past `compact_at` of the budget, compact old readings (oldest, lowest priority first);
 4. over the budget with nothing left to compact, evict the oldest readings of the
@@ -29,6 +29,10 @@ log = logging.getLogger("gateway.store")
 
 #: how often the writer's in-memory last timestamps and ids are written to the file
 FLUSH_EVERY = 300.0
+#: how often rows every sink has confirmed are deleted, when the store has room to spare
+PURGE_EVERY = 60.0
+#: ... or as soon as about this many are
+PURGE_MANY = 50_000
 #: after a compaction pass has walked the whole store, wait this long (by the gateway's
 #: clock: readings age by it) before the next: they must age into a coarser rule first
 PASS_PAUSE = 60.0
@@ -68,6 +72,7 @@ class Housekeeper:
         self.clock = clock
         self.flush = flush
         self._flushed = time.monotonic()
+        self._purge_due = 0.0
         self.compactor = Compactor(conn, config.compaction, inflight, clock)
         self.evictor = Evictor(conn, inflight, clock)
         self.evictor.before_delete = flush
@@ -80,11 +85,24 @@ class Housekeeper:
         self.space = measure(self.conn, self.path, c.max_bytes, c.min_free_bytes)
         return self.space
 
-    def run(self, purge: Callable[[], int], seconds: float = 0.25) -> Round:
-        """One round: at most about `seconds` of work."""
+    def run(self, purge: Callable[[int], int], seconds: float = 0.25,
+            urgent: bool = False) -> Round:
+        """One round: at most about `seconds` of work. `urgent`: the store cannot be
+        written (a full disk): purge now, whatever is due."""
         done = Round()
-        deadline = time.monotonic() + seconds
-        done.purged = purge()
+        now = time.monotonic()
+        deadline = now + seconds
+        space = self.measure()
+        # Confirmed rows cost only space: deleting them a few at a time would rewrite
+        # the same pages over and over, so they go once a minute, or as soon as there
+        # are many (a drained backlog), or space is short.
+        if urgent or now >= self._purge_due or space.pressure >= self.config.compact_at:
+            done.purged = purge(1)
+            self._purge_due = now + PURGE_EVERY
+        else:
+            done.purged = purge(PURGE_MANY)
+        if done.purged:
+            space = self.measure()
         if deadline - self._flushed >= FLUSH_EVERY:
             # The writer's last timestamps and ids reach the file now and then, so a
             # crash leaves little for the next start to read back (see schema).

@@ -452,13 +452,14 @@ class Outbox:
 
     # -- housekeeping and inspection -----------------------------------------------------
 
-    def purge(self) -> int:
-        """Delete rows every sink has confirmed. Returns rows deleted."""
+    def purge(self, at_least: int = 1) -> int:
+        """Delete rows every sink has confirmed, if about `at_least` of them are (ids, not
+        rows, are counted: a cheap guess). Returns rows deleted."""
         (low,) = self.conn.execute("SELECT min(last_id) FROM cursors").fetchone()
         if low is None:
             return 0
         first = self.conn.execute(merged("r.id") + " ORDER BY id LIMIT 1").fetchone()
-        if first is None or first[0] > low:
+        if first is None or low - first[0] + 1 < at_least:
             return 0
         self.flush()  # what only the deleted rows knew (last timestamps, the last id)
         deleted = 0
