@@ -15,7 +15,11 @@ their receive time.
 
 A batch is committed when it holds `commit_rows` readings, when it holds half
 of the `window` of unacknowledged messages (so the broker can send the other
-half meanwhile), or `commit_interval` seconds after its first message.
+half meanwhile), when messages stop coming for a moment after a run of them
+(a broker that allows fewer unacknowledged messages than our window waits for
+the commit), or `commit_interval` seconds after its first message. Each commit
+costs the SD card a page or two and an fsync, whatever it holds: at a hall's
+few messages a second, the interval is what keeps the writes down.
 
 Memory is bounded here, not only by the broker's flow control: at most
 `window` messages are held unacknowledged. When that many wait, `submit`
@@ -85,6 +89,9 @@ class _Batch:
 _STOP = object()
 #: while the store cannot be written, keep at most this many self-metric readings
 OWN_READINGS_HELD = 5000
+#: with this many messages in a batch, a pause this long commits it before its interval
+QUIET_AFTER = 16
+QUIET_GAP = 0.02
 #: housekeeping rounds: this often when idle, this soon again while work is left
 HOUSEKEEPING_EVERY = 2.0
 HOUSEKEEPING_BUSY = 0.05
@@ -94,7 +101,7 @@ class Ingest:
     """Owns the store's write connection; everything that enters the store passes here."""
 
     def __init__(self, outbox_factory: Callable[[], Outbox], decoder: Decoder, stats: Stats,
-                 commit_interval: float = 0.25, commit_rows: int = 5000,
+                 commit_interval: float = 1.0, commit_rows: int = 5000,
                  window: int = 2000, store: StoreSection | None = None,
                  inflight: InFlight | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -236,9 +243,13 @@ class Ingest:
             if len(batch.readings) >= self.commit_rows or batch.messages >= half_window:
                 return False
             remaining = deadline - time.monotonic()
+            # A broker that lets fewer messages wait for their acknowledgement than we
+            # would take (Mosquitto's max_inflight_messages, 20 by default) stops
+            # sending until we commit: a pause after a run of messages commits early.
+            quiet = batch.messages >= QUIET_AFTER and remaining > QUIET_GAP
             try:
                 item = self._queue.get_nowait() if remaining <= 0 else \
-                    self._queue.get(timeout=remaining)
+                    self._queue.get(timeout=QUIET_GAP if quiet else remaining)
             except queue.Empty:
                 return False
 

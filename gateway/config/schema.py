@@ -215,7 +215,9 @@ class StoreSection:
                      "the last commits on power loss (never corrupts)"),
     )
     commit_interval: float = field(
-        default=0.25, metadata=doc("longest wait, seconds, before a group commit")
+        default=1.0,
+        metadata=doc("longest wait, seconds, before a group commit: each commit costs the "
+                     "SD card a page or two and an fsync; messages are acknowledged after it"),
     )
     commit_rows: int = field(default=5000, metadata=doc("commit once this many readings wait"))
     max_bytes: Bytes = field(
