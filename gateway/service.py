@@ -113,6 +113,7 @@ class Gateway:
         #: set when the gateway stopped itself to recover a damaged store
         self.restart_for_recovery = False
         self._stop = asyncio.Event()
+        self._watched_until = 0.0
 
     def _outbox(self) -> Outbox:
         return Outbox(self.data_dir, self.config.store.durability)
@@ -219,20 +220,27 @@ class Gateway:
             log.warning("cannot read backlog: %s", exc)
 
     async def _self_metrics_loop(self, reader: Outbox) -> None:
-        """Backlog figures every 2 s (for /status), self-metric readings every interval."""
+        """Self-metric readings every interval; backlog figures with them, and every 2 s
+        while someone reads /status or /metrics (counting rows costs a Pi's CPU)."""
         interval = self.config.gateway.self_metrics_interval
         due = 0.0
         while True:
-            await self._refresh_store_figures(reader)
-            self.source.tick()
             now = time.monotonic()
+            if now >= due or now < self._watched_until:
+                await self._refresh_store_figures(reader)
+            self.source.tick()
             if now >= due:
                 due = now + interval
                 readings = self.self_metrics.collect(self.stats, self.backlogs, self.clock())
                 self.ingest.submit_readings(readings)
             await asyncio.sleep(min(2.0, interval))
 
+    def _watched(self) -> None:
+        """/status or /metrics was read: keep the store's figures fresh for a while."""
+        self._watched_until = time.monotonic() + WATCHED_FOR
+
     def _prometheus_extra(self) -> list[tuple[str, dict[str, str], float]]:
+        self._watched()
         now = self.clock()
         out = []
         for b in self.backlogs:
@@ -242,6 +250,7 @@ class Gateway:
 
     def status(self) -> dict[str, Any]:
         """What `gateway status` shows for a running gateway."""
+        self._watched()
         s = self.stats
         now = self.clock()
         backlog = {b.sink: b for b in self.backlogs}
@@ -315,6 +324,9 @@ class Gateway:
                 "fs_free_bytes": s.get("gateway.store.fs_free_bytes"),
                 "evicted": evicted, "compacted": compacted}
 
+
+#: after /status or /metrics was read, the store's figures are refreshed every 2 s this long
+WATCHED_FOR = 30.0
 
 #: a store damaged again and again (a failing card) is not recovered in a loop:
 #: after this many recoveries in RECOVERY_WINDOW seconds the gateway exits non-zero
