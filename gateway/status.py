@@ -102,14 +102,19 @@ def render_status(s: dict[str, Any]) -> str:
         lines.append(f"  mqtt {mqtt['broker']}: {state}, {mqtt['topics']} topic filter(s)")
     ing = s.get("ingest")
     if ing:
+        # One outcome per message: the figures after "received" add up to it.
+        undecodable = ing.get("undecodable") or {}
         lines.append(f"  ingest: received {ing['received']:.0f} messages, decoded "
-                     f"{ing['decoded']:.0f}, ignored {ing['ignored']:.0f}, stored "
-                     f"{ing['stored']:.0f} readings"
+                     f"{ing['decoded']:.0f}, partly decoded {ing.get('partly_decoded', 0):.0f}, "
+                     f"ignored {ing['ignored']:.0f}, undecodable "
+                     f"{sum(undecodable.values()):.0f}; stored {ing['stored']:.0f} readings"
                      + ("" if ing.get("store_writable", True) else
                         f"  STORE NOT WRITABLE ({ing.get('store_fault') or 'error'}): nothing "
                         "is acknowledged, the broker keeps the messages"))
-        for reason, n in sorted(ing.get("undecodable", {}).items()):
+        for reason, n in sorted(undecodable.items()):
             lines.append(f"    undecodable {reason}: {n:.0f}")
+        for reason, n in sorted((ing.get("field_problems") or {}).items()):
+            lines.append(f"    values not read in partly decoded messages, {reason}: {n:.0f}")
     devices = s.get("devices")
     if devices:
         offline = sorted(d for d, v in devices.items() if v.get("online") is False)
