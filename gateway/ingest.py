@@ -292,9 +292,9 @@ class Ingest:
 
     def _decoder_error(self, item: _Message, exc: Exception) -> Decoded:
         """decode() raised: a bug, not the device's fault. Count, log, keep and acknowledge."""
-        detail = (f"{type(exc).__name__} while decoding the payload on {_short(item.topic)} "
-                  f"({len(item.payload)} bytes, first bytes {_first_bytes(item.payload)}): "
-                  f"{_short(str(exc))}")
+        detail = (f"{type(exc).__name__}: {_short(str(exc))} while decoding the payload on "
+                  f"{_short(item.topic)} ({len(item.payload)} bytes, first bytes "
+                  f"{_first_bytes(item.payload)})")
         self._throttle.log(logging.ERROR, f"{DECODER_ERROR}:{type(exc).__name__}",
                            f"{DECODER_ERROR}: {detail}; the message is counted as undecodable "
                            "and acknowledged, ingest goes on", exc_info=True)
