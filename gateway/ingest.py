@@ -39,7 +39,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,7 +96,7 @@ OWN_READINGS_HELD = 5000
 #: housekeeping rounds: this often when idle, this soon again while work is left
 HOUSEKEEPING_EVERY = 2.0
 HOUSEKEEPING_BUSY = 0.05
-#: how many messages that were not fully decoded are kept for `gateway status`
+#: how many kinds (topic, reason) of messages not fully decoded are kept for status
 RECENT_PROBLEMS = 10
 #: how much of such a message's payload is kept and logged (escaped)
 PAYLOAD_EXCERPT = 100
@@ -129,8 +129,11 @@ class Ingest:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._throttle = Throttled(log, log_interval)
-        #: the last few messages not fully decoded (unknown topics aside), newest last
-        self.recent_problems: deque[dict[str, Any]] = deque(maxlen=RECENT_PROBLEMS)
+        # The last message of each of the last few (topic, reason) kinds that were not
+        # fully decoded, unknown topics aside: by kind, so a flood of one kind does
+        # not push a rare one (a decoder_error) out of sight.
+        self._recent: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._recent_lock = threading.Lock()
         stats.inc("gateway.received", 0)
         for outcome in OUTCOMES:
             stats.inc(f"gateway.{outcome}", 0)
@@ -312,11 +315,28 @@ class Ingest:
             self._throttle.log(level, f"{reason}:{result.device}", f"{reason}: {detail}")
         reason, detail = result.problems[0]
         if reason != UNKNOWN_TOPIC:
-            self.recent_problems.append({
+            self._keep(item, result, outcome, reason, detail)
+
+    def _keep(self, item: _Message, result: Decoded, outcome: str, reason: str,
+              detail: str) -> None:
+        key = (item.topic, reason)
+        with self._recent_lock:
+            old = self._recent.pop(key, None)
+            self._recent[key] = {
                 "at": item.received, "topic": item.topic[:200], "device": result.device,
                 "outcome": outcome, "reason": reason, "detail": detail[:300],
                 "problems": len(result.problems), "bytes": len(item.payload),
-                "payload": _first_bytes(item.payload)})
+                "payload": _first_bytes(item.payload),
+                "messages": (old["messages"] if old else 0) + 1}
+            if len(self._recent) > RECENT_PROBLEMS:
+                self._recent.popitem(last=False)
+
+    @property
+    def recent_problems(self) -> list[dict[str, Any]]:
+        """The last message of each recent (topic, reason) not fully decoded, oldest first,
+        with how many such messages there were while it was kept (`messages`)."""
+        with self._recent_lock:
+            return [dict(entry) for entry in self._recent.values()]
 
     def _finish(self, outbox: Outbox, batch: _Batch) -> bool:
         """Commit the batch, then acknowledge it. False when ingest must stop unacknowledged."""

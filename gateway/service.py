@@ -273,7 +273,7 @@ class Gateway:
                        "stored": s.total("gateway.stored"),
                        "undecodable": undecodable,
                        "field_problems": field_problems,
-                       "recent_problems": list(self.ingest.recent_problems),
+                       "recent_problems": self.ingest.recent_problems,
                        "queue": s.get("gateway.ingest.queue"),
                        "store_writable": self.ingest.store_ok.is_set(),
                        "store_fault": self.ingest.store_fault},

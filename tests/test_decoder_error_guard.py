@@ -21,6 +21,7 @@ import paho.mqtt.client as mqtt
 from reliability.inprocess import GatewayThread, TestClock
 
 SENSOR = "tele/plug1/SENSOR"
+FLOOD = 15
 POISON = b'{"ENERGY":{"Power":7},"poison":"' + b"\x01" * 300 + b'"}'
 
 
@@ -72,16 +73,20 @@ def test_a_message_the_decoder_raises_on_is_counted_kept_logged_and_acknowledged
     _publish(publisher, SENSOR, b'{"ENERGY":{"Power":1}}')
     _publish(publisher, SENSOR, POISON)
     _publish(publisher, SENSOR, b'{"ENERGY":{"Power":2}}')
+    for _ in range(FLOOD):  # a flood of another kind must not push the poison out of sight
+        _publish(publisher, SENSOR, b"{not json")
     readings = tmp_path / "readings.jsonl"
-    assert gw.wait_for(lambda s: s["ingest"]["received"] >= probes + 3, 20), \
+    assert gw.wait_for(lambda s: s["ingest"]["received"] >= probes + 3 + FLOOD, 20), \
         gw.status()["ingest"]
     assert gw.wait_for(lambda s: _powers(readings) == [1.0, 2.0], 20), gw.status()
 
     ingest = gw.status()["ingest"]
-    assert ingest["undecodable"] == {"decoder_error": 1}, ingest
-    assert ingest["decoded"] == 2 and ingest["received"] == probes + 3, ingest
+    assert ingest["undecodable"] == {"decoder_error": 1, "bad_json": FLOOD}, ingest
+    assert ingest["decoded"] == 2 and ingest["received"] == probes + 3 + FLOOD, ingest
     assert ingest["ignored"] == probes, ingest
-    (kept,) = ingest["recent_problems"]
+    kept, flood = ingest["recent_problems"]
+    assert flood["reason"] == "bad_json" and flood["messages"] == FLOOD, flood
+    assert kept["messages"] == 1
     assert kept["topic"] == SENSOR and kept["reason"] == "decoder_error"
     assert kept["bytes"] == len(POISON)
     assert kept["payload"].startswith("b'{\"ENERGY\":{\"Power\":7},\"poison\":\"\\x01\\x01")

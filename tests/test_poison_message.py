@@ -109,6 +109,8 @@ def test_poison_messages_are_counted_and_acknowledged_and_good_ones_around_them_
         (SENSOR, "wrong_type")], recent
     assert recent[-3]["payload"].startswith("b'{\"ENERGY\":{\"Power\":[1,1,")
     assert len(recent[-3]["payload"]) < 200 and recent[-3]["bytes"] == len(POISONS[5][1])
+    # Kept by topic and reason: the two wrong_type messages on SENSOR are one entry.
+    assert recent[-1]["messages"] == 2 and recent[-1]["payload"] == repr(POISONS[-1][1])
 
     # Logged as warnings naming the topic; no traceback, no decoder_error.
     log = gw.log_text()
