@@ -262,6 +262,11 @@ class Decoder:
                 continue
             if rule.when is not None and not rule.when.holds(_get(body, rule.when.keys)):
                 continue
+            if captures and not "".join(captures.values()).isascii():
+                bad = _captures_problem(captures)
+                if bad is not None:  # a topic level that cannot become a tag
+                    result.problems.append((BAD_NAME, f"topic {topic!r}: {bad}"))
+                    continue
             matched = True
             strict = strict or not rule.partial
             result.device = route.device.id
@@ -316,6 +321,13 @@ class Decoder:
             return
         if rule.each is not None:
             for entry, more in _each(body, rule.each.path, rule.each.key, route.each_key):
+                if more and not "".join(more.values()).isascii():
+                    bad = _captures_problem(more)
+                    if bad is not None:  # a key such as "switch:\ud800"
+                        result.problems.append((BAD_NAME, (f"device {route.device.id!r} "
+                                                           f"entry {_excerpt(repr(more))}: "
+                                                           f"{bad}")))
+                        continue
                 self._fields(route, {**captures, **more}, entry, ts, result)
         else:
             self._fields(route, captures, body, ts, result)
@@ -342,10 +354,6 @@ class Decoder:
                                                     f"payload {_excerpt(word)!r} is neither "
                                                     "online nor offline")))
             return
-        bad = _names_problem("", captures, frozenset()) if captures else None
-        if bad is not None:
-            result.problems.append((BAD_NAME, f"device {route.device.id!r}: {bad}"))
-            return
         result.readings.append(self._reading(route, "device.online", value, ts, "", "gauge",
                                              captures, frozenset(), "changes"))
 
@@ -358,7 +366,10 @@ class Decoder:
         priority = route.device.priority
         plain = not captures
         for f in route.whole:
-            self._emit(route, f, body, captures, ts, result, "payload")
+            if type(body) is list:
+                self._emit_array(route, f, body, captures, ts, result, "payload")
+            else:
+                self._emit(route, f, body, captures, ts, result, "payload")
         if type(body) is not dict:
             return
         for root, fields in route.roots:
@@ -384,7 +395,10 @@ class Decoder:
                         out.append(Reading(f.metric, float(number), ts, f.type,  # type: ignore[arg-type]
                                            f.unit, tags, priority, f.rollup))  # type: ignore[arg-type]
                         continue
-                self._emit(route, f, value, captures, ts, result, f.spec.path)
+                if kind is list:
+                    self._emit_array(route, f, value, captures, ts, result, f.spec.path)
+                else:
+                    self._emit(route, f, value, captures, ts, result, f.spec.path)
         if route.wildcard and isinstance(body, dict):
             limit = self.max_readings
             for f in route.wildcard:
@@ -397,21 +411,21 @@ class Decoder:
                         self._emit(route, f, value, {**captures, "key": key.lower()}, ts,
                                    result, key)
 
-    def _emit(self, route: _Route, f: _Field, value: Any, captures: dict[str, str], ts: float,
-              result: Decoded, where: str) -> None:
-        if type(value) is not list:
-            self._value(route, f, value, captures, ts, result, where)
-            return
-        # An array is one value per channel (Tasmota's multi-channel ENERGY block).
+    def _emit_array(self, route: _Route, f: _Field, value: list[Any], captures: dict[str, str],
+                    ts: float, result: Decoded, where: str) -> None:
+        """An array is one value per channel (Tasmota's multi-channel ENERGY block).
+
+        Not recursive: an array inside it is a wrong type for `_emit`.
+        """
         if len(result.readings) + len(result.problems) + len(value) > self.max_readings:
             raise _TooMany
         tag = f.spec.array_tag
         for i, item in enumerate(value):
-            self._value(route, f, item, {**captures, tag: str(i + 1)}, ts, result,
-                        f"{where}[{i}]")
+            self._emit(route, f, item, {**captures, tag: str(i + 1)}, ts, result,
+                       f"{where}[{i}]")
 
-    def _value(self, route: _Route, f: _Field, value: Any, captures: dict[str, str], ts: float,
-               result: Decoded, where: str) -> None:
+    def _emit(self, route: _Route, f: _Field, value: Any, captures: dict[str, str], ts: float,
+              result: Decoded, where: str) -> None:
         if type(value) is bool and not f.takes_bool:
             result.problems.append((WRONG_TYPE, (f"device {route.device.id!r} field {where!r}: "
                                                  f"expected a number in {f.unit or f.metric}, "
@@ -429,16 +443,16 @@ class Decoder:
                                                  f"{_excerpt(repr(value))} is not a finite "
                                                  "number")))
             return
+        metric = f.metric
         if f.metric_names:
-            metric = f.metric.format_map(captures)
-            bad = _names_problem(metric, captures, f.metric_names)
-        else:
-            metric = f.metric
-            bad = _names_problem("", captures, f.metric_names) if captures else None
-        if bad is not None:
-            result.problems.append((BAD_NAME, (f"device {route.device.id!r} field {where!r}: "
-                                               f"{bad}")))
-            return
+            # Captures that become tags were checked where they were taken (topic,
+            # each: key); one named in the metric may still leave an empty part.
+            metric = metric.format_map(captures)
+            bad = _metric_problem(metric, captures, f.metric_names)
+            if bad is not None:
+                result.problems.append((BAD_NAME, (f"device {route.device.id!r} field "
+                                                   f"{where!r}: {bad}")))
+                return
         # true/false with no rollup named is a state too (occupancy, contact, a relay).
         rollup = f.rollup or ("changes" if isinstance(value, bool) else None)
         result.readings.append(self._reading(route, metric, number, ts, f.unit, f.type, captures,
@@ -555,24 +569,25 @@ def _text_problem(text: str) -> str | None:
     return None
 
 
-def _names_problem(metric: str, captures: Mapping[str, str],
-                   used: frozenset[str]) -> str | None:
-    """Why a reading named `metric` (if built from captures) and tagged with `captures`
-    could not be stored, or None. Empty captures that are not in the metric become no
-    tag (see `_reading`), so only what is kept is checked."""
-    if metric:
-        if "" in metric.split("."):
-            return (f"metric name {_excerpt(metric)!r} would have an empty part (from "
-                    f"{', '.join('{' + n + '}' for n in sorted(used))} = "
-                    f"{', '.join(repr(_excerpt(captures.get(n, ''))) for n in sorted(used))})")
-        bad = _text_problem(metric)
-        if bad is not None:
-            return f"metric name {_excerpt(metric)!r} {bad}"
+def _metric_problem(metric: str, captures: Mapping[str, str],
+                    used: frozenset[str]) -> str | None:
+    """Why a metric name built from captures could not be stored, or None."""
+    if "" in metric.split("."):
+        return (f"metric name {_excerpt(metric)!r} would have an empty part (from "
+                f"{', '.join('{' + n + '}' for n in sorted(used))} = "
+                f"{', '.join(repr(_excerpt(captures.get(n, ''))) for n in sorted(used))})")
+    bad = _text_problem(metric)
+    return None if bad is None else f"metric name {_excerpt(metric)!r} {bad}"
+
+
+def _captures_problem(captures: Mapping[str, str]) -> str | None:
+    """Why a capture (a topic level, part of an `each:` key) cannot be a tag, or None.
+    An empty one is no problem here: it becomes no tag (see `_reading`), and one a
+    metric names is checked with the metric."""
     for name, value in captures.items():
-        if value and not value.isascii() and name not in used:
-            bad = _text_problem(value)
-            if bad is not None:
-                return f"tag {name} = {_excerpt(value)!r} {bad}"
+        bad = _text_problem(value) if value else None
+        if bad is not None:
+            return f"{{{name}}} = {_excerpt(value)!r} {bad}"
     return None
 
 
