@@ -221,6 +221,7 @@ def test_decode_never_raises_and_every_reading_is_storable(name: str) -> None:
     def check(topic: str, payload: bytes) -> None:
         result = decoder.decode(topic, payload, 1_800_000_000.0)
         assert result.outcome in (DECODED, PARTLY_DECODED, IGNORED, UNDECODABLE)
+        assert result.ignored == (result.outcome == IGNORED), result
         assert len(result.readings) + len(result.problems) <= MAX_READINGS + 1
         for reading in result.readings:
             why = unstorable(reading)

@@ -289,7 +289,7 @@ class Decoder:
                 reason, detail = result.problems[i]
                 result.problems[i] = (reason, f"{detail} (topic {topic!r})")
         if not matched:
-            result.ignored = True
+            result.ignored = not result.problems  # else a topic level was no text (bad_name)
         elif not result.readings and not result.problems and not strict:
             result.ignored = True  # a change notification about something not read here
         elif not result.readings and not result.problems:
