@@ -448,11 +448,14 @@ class Decoder:
             # Captures that become tags were checked where they were taken (topic,
             # each: key); one named in the metric may still leave an empty part.
             metric = metric.format_map(captures)
-            bad = _metric_problem(metric, captures, f.metric_names)
-            if bad is not None:
-                result.problems.append((BAD_NAME, (f"device {route.device.id!r} field "
-                                                   f"{where!r}: {bad}")))
-                return
+            # The usual name passes the quick test; only an odd one is looked at closely.
+            if (not metric.isascii() or ".." in metric or metric[:1] in ("", ".")
+                    or metric[-1] == "."):
+                bad = _metric_problem(metric, captures, f.metric_names)
+                if bad is not None:
+                    result.problems.append((BAD_NAME, (f"device {route.device.id!r} field "
+                                                       f"{where!r}: {bad}")))
+                    return
         # true/false with no rollup named is a state too (occupancy, contact, a relay).
         rollup = f.rollup or ("changes" if isinstance(value, bool) else None)
         result.readings.append(self._reading(route, metric, number, ts, f.unit, f.type, captures,
