@@ -35,6 +35,13 @@ and the commit is retried until it works. A corrupt store stops ingest with
 
 Between batches this thread also keeps the store within its bounds
 (`gateway.store.housekeeping`), a short round at a time.
+
+One message, one outcome: each is counted once as `gateway.decoded`,
+`gateway.partly_decoded`, `gateway.ignored` or `gateway.undecodable{reason}`,
+and `gateway.received` is their sum. One bad message never stops this thread:
+if decoding it raises (a bug), it is counted as undecodable `decoder_error`,
+logged with its topic and first bytes, kept in `recent_problems`, and
+acknowledged like any other, so the broker does not send it again and again.
 """
 
 from __future__ import annotations
@@ -44,14 +51,24 @@ import queue
 import sqlite3
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.config.schema import StoreSection
 from gateway.logthrottle import Throttled
 from gateway.model import RawMessage, Reading
-from gateway.profiles.decoder import UNKNOWN_TOPIC, Decoded, Decoder
+from gateway.profiles.decoder import (
+    DECODED,
+    DECODER_ERROR,
+    IGNORED,
+    PARTLY_DECODED,
+    UNKNOWN_TOPIC,
+    Decoded,
+    Decoder,
+    unstorable,
+)
 from gateway.state import LatestValues
 from gateway.stats import Stats
 from gateway.store.bounds import Space
@@ -79,11 +96,11 @@ class _Batch:
     readings: list[Reading] = field(default_factory=list)
     acks: list[Ack] = field(default_factory=list)
     messages: int = 0
-    decoded: int = 0
-    ignored: int = 0
-    retained: int = 0  # retained messages taken as the last known state
     own: int = 0  # self-metric readings
-    problems: Counter[str] = field(default_factory=Counter)
+    #: messages by (outcome, reason): each message counted once; they add up to `messages`
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: unreadable values in partly decoded messages, by reason (values, not messages)
+    field_problems: Counter[str] = field(default_factory=Counter)
 
 
 _STOP = object()
@@ -95,6 +112,17 @@ QUIET_GAP = 0.02
 #: housekeeping rounds: this often when idle, this soon again while work is left
 HOUSEKEEPING_EVERY = 2.0
 HOUSEKEEPING_BUSY = 0.05
+#: how many kinds (topic, reason) of messages not fully decoded are kept for status
+RECENT_PROBLEMS = 10
+#: how much of such a message's payload is kept and logged (escaped)
+PAYLOAD_EXCERPT = 100
+#: counted from the start, so /metrics shows them at 0 (undecodable has a reason label)
+#: a retained message delivered on subscribing: the last known state, stored as no reading
+RETAINED = "retained"
+OUTCOMES = (DECODED, PARTLY_DECODED, IGNORED, RETAINED)
+#: what appending a reading the store cannot hold raises (see `_drop_unstorable`)
+_UNSTORABLE = (UnicodeError, ValueError, TypeError, OverflowError, sqlite3.IntegrityError,
+               sqlite3.InterfaceError)
 
 
 class Ingest:
@@ -104,7 +132,7 @@ class Ingest:
                  commit_interval: float = 1.0, commit_rows: int = 5000,
                  window: int = 2000, store: StoreSection | None = None,
                  inflight: InFlight | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, log_interval: float = 60.0) -> None:
         self._outbox_factory = outbox_factory
         self.decoder = decoder
         self.stats = stats
@@ -118,7 +146,15 @@ class Ingest:
         self._slots = threading.Semaphore(self.window)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._throttle = Throttled(log)
+        self._throttle = Throttled(log, log_interval)
+        # The last message of each of the last few (topic, reason) kinds that were not
+        # fully decoded, unknown topics aside: by kind, so a flood of one kind does
+        # not push a rare one (a decoder_error) out of sight.
+        self._recent: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._recent_lock = threading.Lock()
+        stats.inc("gateway.received", 0)
+        for outcome in OUTCOMES:
+            stats.inc(f"gateway.{outcome}", 0)
         self.store_ok = threading.Event()
         self.store_ok.set()
         #: why the store cannot be written now ("" when it can): disk_full, locked, ...
@@ -195,6 +231,7 @@ class Ingest:
                 stopping = self._fill(batch, max(0.0, next_round - time.monotonic()))
                 if (batch.messages or batch.readings) and not self._finish(outbox, batch):
                     return
+                self._throttle.flush()  # held-back warnings are told even if none follow
                 if time.monotonic() >= next_round and not stopping:
                     busy = self._housekeep(outbox)
                     next_round = time.monotonic() + (HOUSEKEEPING_BUSY if busy
@@ -207,6 +244,7 @@ class Ingest:
                 raise
         finally:
             outbox.close()
+            self._throttle.flush(force=True)
             self.stopped.set()
 
     def _not_writable(self, fault: StoreFault) -> None:
@@ -267,31 +305,75 @@ class Ingest:
         batch.messages += 1
         if item.ack is not None:
             batch.acks.append(item.ack)
-        result = self.decoder.decode(item.topic, item.payload, item.received)
+        try:
+            result = self.decoder.decode(item.topic, item.payload, item.received)
+        except Exception as exc:  # noqa: BLE001 - one bad message must never stop ingest
+            result = self._decoder_error(item, exc)
         if item.retained and result.readings and not result.retained_is_reading:
-            self._take_retained(result, batch)
+            batch.outcomes[RETAINED, ""] += 1
+            self._take_retained(result)
             return
         if result.time_rejected is not None:
             self._device_clock_off(result.device, *result.time_rejected)
+        outcome = result.outcome
+        batch.outcomes[outcome, result.reason] += 1
         if result.readings:
             batch.readings.extend(result.readings)
-            batch.decoded += 1
-        if result.ignored:
-            batch.ignored += 1
+        if result.problems:
+            self._problems(item, result, outcome, batch)
+
+    def _decoder_error(self, item: _Message, exc: Exception) -> Decoded:
+        """decode() raised: a bug, not the device's fault. Count, log, keep and acknowledge."""
+        detail = (f"{type(exc).__name__}: {_short(str(exc))} while decoding the payload on "
+                  f"{_short(item.topic)} ({len(item.payload)} bytes, first bytes "
+                  f"{_first_bytes(item.payload)})")
+        self._throttle.log(logging.ERROR, f"{DECODER_ERROR}:{type(exc).__name__}",
+                           f"{DECODER_ERROR}: {detail}; the message is counted as undecodable "
+                           "and acknowledged, ingest goes on", exc_info=True)
+        return Decoded(problems=[(DECODER_ERROR, detail)])
+
+    def _problems(self, item: _Message, result: Decoded, outcome: str, batch: _Batch) -> None:
+        if outcome == PARTLY_DECODED:
+            for reason, _ in result.problems:
+                batch.field_problems[reason] += 1
         for reason, detail in result.problems:
-            batch.problems[reason] += 1
+            if reason == DECODER_ERROR:
+                continue  # logged with its traceback already
             # A topic no device reads, under a wildcard filter: worth a line, not an alarm.
             level = logging.INFO if reason == UNKNOWN_TOPIC else logging.WARNING
             self._throttle.log(level, f"{reason}:{result.device}", f"{reason}: {detail}")
+        reason, detail = result.problems[0]
+        if reason != UNKNOWN_TOPIC:
+            self._keep(item, result, outcome, reason, detail)
 
-    def _take_retained(self, result: Decoded, batch: _Batch) -> None:
+    def _keep(self, item: _Message, result: Decoded, outcome: str, reason: str,
+              detail: str) -> None:
+        key = (item.topic, reason)
+        with self._recent_lock:
+            old = self._recent.pop(key, None)
+            self._recent[key] = {
+                "at": item.received, "topic": item.topic[:200], "device": result.device,
+                "outcome": outcome, "reason": reason, "detail": detail[:300],
+                "problems": len(result.problems), "bytes": len(item.payload),
+                "payload": _first_bytes(item.payload),
+                "messages": (old["messages"] if old else 0) + 1}
+            if len(self._recent) > RECENT_PROBLEMS:
+                self._recent.popitem(last=False)
+
+    @property
+    def recent_problems(self) -> list[dict[str, Any]]:
+        """The last message of each recent (topic, reason) not fully decoded, oldest first,
+        with how many such messages there were while it was kept (`messages`)."""
+        with self._recent_lock:
+            return [dict(entry) for entry in self._recent.values()]
+
+    def _take_retained(self, result: Decoded) -> None:
         """A retained message delivered on subscribing: the last known state, nothing stored.
 
         One outcome per message (`retained`); problems in the part that could not
         be read are logged, not counted again as undecodable. Its time, old by
         nature, is not judged: a retained copy from last week is no wrong clock.
         """
-        batch.retained += 1
         self.latest.remember(result.readings)
         for reason, detail in result.problems:
             self._throttle.log(logging.WARNING, f"{reason}:{result.device}",
@@ -319,11 +401,13 @@ class Ingest:
         stats.set("gateway.ingest.queue", self._queue.qsize())
         stats.set("gateway.ingest.batch_messages", batch.messages)
         stats.inc("gateway.received", batch.messages)
-        stats.inc("gateway.decoded", batch.decoded)
-        stats.inc("gateway.ignored", batch.ignored)
-        stats.inc("gateway.retained", batch.retained)
-        for reason, n in batch.problems.items():
-            stats.inc("gateway.undecodable", n, reason=reason)
+        for (outcome, reason), n in batch.outcomes.items():
+            if reason:
+                stats.inc(f"gateway.{outcome}", n, reason=reason)
+            else:
+                stats.inc(f"gateway.{outcome}", n)
+        for reason, n in batch.field_problems.items():
+            stats.inc("gateway.field_problems", n, reason=reason)
         stats.inc("gateway.stored", len(batch.readings))
         return True
 
@@ -349,8 +433,15 @@ class Ingest:
                     self.stats.set("gateway.store.writable", 1)
                     self.store_ok.set()
                 return True
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, *_UNSTORABLE) as exc:
                 outbox.rollback()
+                # A reading the store cannot hold (text it cannot encode, a NaN in a NOT
+                # NULL column) must neither hold back the batch's good readings nor stop
+                # ingest. The decoder never makes one; this is for whatever else might.
+                if isinstance(exc, _UNSTORABLE) and self._drop_unstorable(batch, exc):
+                    continue
+                if not isinstance(exc, sqlite3.Error):
+                    raise
                 fault = classify(exc)
                 if fault.corrupt:
                     self._fail(fault, exc)
@@ -369,6 +460,29 @@ class Ingest:
             if self._absorb(batch, delay):
                 return False
             delay = min(delay * 2, 30.0)
+
+    def _drop_unstorable(self, batch: _Batch, exc: Exception) -> int:
+        """Take out of the batch the readings the store cannot hold; how many there were."""
+        kept: list[Reading] = []
+        dropped: list[tuple[Reading, str]] = []
+        for r in batch.readings:
+            why = unstorable(r)
+            if why is None:
+                kept.append(r)
+            else:
+                dropped.append((r, why))
+        if not dropped:
+            return 0
+        batch.readings = kept
+        self.stats.inc("gateway.readings_unstorable", len(dropped))
+        reading, why = dropped[0]
+        self._throttle.log(logging.ERROR, "unstorable",
+                           f"the store refused {len(dropped)} reading(s) it cannot hold "
+                           f"({type(exc).__name__}), e.g. {_short(repr(reading.metric))} of "
+                           f"device {_short(repr(reading.tags.get('device', '')))}: {why}; "
+                           "they are counted as gateway.readings_unstorable and the other "
+                           f"{len(kept)} are committed")
+        return len(dropped)
 
     def _clock_went_back(self, outbox: Outbox) -> None:
         self.stats.inc("gateway.store.timestamps_shifted", outbox.shifted)
@@ -438,6 +552,19 @@ class Ingest:
                                f"({n} rows folded into rollups); {_space_words(space)}")
         if done.dead_letters_evicted:
             stats.inc("gateway.store.dead_letters_evicted", done.dead_letters_evicted)
+
+
+def _short(text: str, limit: int = 120) -> str:
+    """Text for a log line or status: bounded, and quoted so control characters show."""
+    quoted = repr(text)
+    return quoted if len(quoted) <= limit else quoted[:limit - 4] + "...'"
+
+
+def _first_bytes(payload: bytes) -> str:
+    """The start of a payload, escaped (b'...'), with how much more there was."""
+    head = repr(payload[:PAYLOAD_EXCERPT])
+    more = len(payload) - PAYLOAD_EXCERPT
+    return head + (f" (+{more} bytes)" if more > 0 else "")
 
 
 def _space_words(space: Space | None) -> str:

@@ -88,7 +88,9 @@ class Gateway:
         self.library = ProfileLibrary.for_config(config, config_dir)
         gw = config.gateway
         self.decoder = Decoder(config.devices, self.library, gw.name, gw.tags,
-                               config.mqtt.max_payload_bytes, TimePolicy.from_config(config))
+                               config.mqtt.max_payload_bytes,
+                               config.mqtt.max_readings_per_message,
+                               TimePolicy.from_config(config))
         store = config.store
         self.inflight = InFlight()
         self.ingest = Ingest(self._outbox, self.decoder, self.stats, store.commit_interval,
@@ -273,6 +275,8 @@ class Gateway:
             })
         undecodable = {dict(lbl).get("reason", ""): v for lbl, v in
                        s.counters.get("gateway.undecodable", {}).items()}
+        field_problems = {dict(lbl).get("reason", ""): v for lbl, v in
+                          s.counters.get("gateway.field_problems", {}).items()}
         return {
             "gateway": self.config.gateway.name, "version": __version__, "running": True,
             "pid": os.getpid(), "uptime": now - self.started, "store": str(self.data_dir),
@@ -282,6 +286,7 @@ class Gateway:
                      "sessions_lost": s.total("gateway.mqtt_session_lost")},
             "ingest": {"received": s.total("gateway.received"),
                        "decoded": s.total("gateway.decoded"),
+                       "partly_decoded": s.total("gateway.partly_decoded"),
                        "ignored": s.total("gateway.ignored"),
                        "retained": s.total("gateway.retained"),
                        "device_time_rejected": {
@@ -290,6 +295,8 @@ class Gateway:
                                                         {}).items()},
                        "stored": s.total("gateway.stored"),
                        "undecodable": undecodable,
+                       "field_problems": field_problems,
+                       "recent_problems": self.ingest.recent_problems,
                        "queue": s.get("gateway.ingest.queue"),
                        "store_writable": self.ingest.store_ok.is_set(),
                        "store_fault": self.ingest.store_fault},

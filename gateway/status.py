@@ -180,6 +180,20 @@ def _devices(devices: dict[str, Any], now: float) -> list[str]:
     return lines
 
 
+def _recent_problems(recent: list[dict[str, Any]], shown: int = 5) -> list[str]:
+    """The last messages not fully decoded, newest first: enough to find the device."""
+    if not recent:
+        return []
+    lines = ["    last messages not fully decoded (newest first):"]
+    for p in list(reversed(recent))[:shown]:
+        when = time.strftime("%H:%M:%S", time.localtime(p.get("at") or 0))
+        many = f" ({p['messages']} like it)" if p.get("messages", 1) > 1 else ""
+        lines.append(f"      {when} {p.get('reason')} on {p.get('topic')}{many}: "
+                     f"{p.get('detail')}")
+        lines.append(f"        payload ({p.get('bytes')} bytes): {p.get('payload')}")
+    return lines
+
+
 def _value(v: float) -> str:
     return f"{v:.0f}" if v == int(v) and abs(v) < 1e15 else f"{v:.6g}"
 
@@ -224,21 +238,28 @@ def render_status(s: dict[str, Any]) -> str:
                          "are gone (see the log)")
     ing = s.get("ingest")
     if ing:
+        # One outcome per message: the figures after "received" add up to it.
+        undecodable = ing.get("undecodable") or {}
         lines.append(f"  ingest: received {ing['received']:.0f} messages, decoded "
-                     f"{ing['decoded']:.0f}, ignored {ing['ignored']:.0f}, stored "
-                     f"{ing['stored']:.0f} readings"
+                     f"{ing['decoded']:.0f}, partly decoded {ing.get('partly_decoded', 0):.0f}, "
+                     f"ignored {ing['ignored']:.0f}, retained {ing.get('retained', 0):.0f}, "
+                     f"undecodable {sum(undecodable.values()):.0f}; stored {ing['stored']:.0f} "
+                     "readings"
                      + ("" if ing.get("store_writable", True) else
                         f"  STORE NOT WRITABLE ({ing.get('store_fault') or 'error'}): nothing "
                         "is acknowledged, the broker keeps the messages"))
-        for reason, n in sorted(ing.get("undecodable", {}).items()):
+        for reason, n in sorted(undecodable.items()):
             lines.append(f"    undecodable {reason}: {n:.0f}")
         if ing.get("retained"):
-            lines.append(f"    retained {ing['retained']:.0f}: the broker's last known state, "
+            lines.append("    retained: the broker's last known state, delivered on subscribing: "
                          "shown in the latest values, not stored as readings")
         for key, n in sorted((ing.get("device_time_rejected") or {}).items()):
             device, _, reason = key.partition("/")
             lines.append(f"    device clock not believed ({reason}), {device}: {n:.0f} "
                          "message(s) stamped on receipt")
+        for reason, n in sorted((ing.get("field_problems") or {}).items()):
+            lines.append(f"    values not read in partly decoded messages, {reason}: {n:.0f}")
+        lines.extend(_recent_problems(ing.get("recent_problems") or []))
     devices = s.get("devices")
     if devices:
         lines.extend(_devices(devices, time.time()))

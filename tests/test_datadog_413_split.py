@@ -73,7 +73,8 @@ def test_a_batch_over_500_kib_compressed_goes_in_several_requests(mosquitto, dat
     # about 1.5 MB of JSON that deflate cannot bring under 500 KB.
     gw = _gateway(make_gateway, mosquitto, datadog_intake, [
         {"id": "bulk", "profile": "generic-json", "topic": "hall/bulk",
-         "fields": {"*": "bulk.{key}"}}], max_payload_bytes=4_000_000)
+         "fields": {"*": "bulk.{key}"}}], max_payload_bytes=4_000_000,
+        max_readings_per_message=10_000)  # far above a real device's dozens, on purpose
     rng = random.Random(7)
     letters = string.ascii_lowercase + string.digits
     keys = {"".join(rng.choices(letters, k=150)) for _ in range(5500)}

@@ -157,6 +157,11 @@ class MqttSection:
     max_payload_bytes: int = field(
         default=65536, metadata=doc("larger payloads are counted as too_large and not decoded")
     )
+    max_readings_per_message: int = field(
+        default=500,
+        metadata=doc("a message giving more readings (or unreadable values) is refused whole "
+                     "as too_many_readings; real devices send dozens"),
+    )
     reconnect_min: float = field(default=1.0, metadata=doc("first reconnect delay, seconds"))
     reconnect_max: float = field(default=60.0, metadata=doc("longest reconnect delay, seconds"))
 
@@ -168,6 +173,8 @@ class MqttSection:
             yield "password", "a password needs a username"
         if not 1 <= self.receive_maximum <= 65535:
             yield "receive_maximum", "must be between 1 and 65535"
+        if self.max_readings_per_message < 1:
+            yield "max_readings_per_message", "must be at least 1"
         if self.reconnect_min <= 0 or self.reconnect_max < self.reconnect_min:
             yield "reconnect_max", "need 0 < reconnect_min <= reconnect_max"
         # MQTT's keep-alive is a 16-bit count of seconds; 0 would turn pings off.

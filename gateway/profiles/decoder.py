@@ -2,6 +2,13 @@
 
 A payload the decoder cannot read is never an exception: the result carries
 the reason (counted and logged by the caller), and whatever could be read.
+
+Every reading it returns can be stored: a finite value, a metric name with no
+empty part, tags that are non-empty valid text. Payloads are bounded in size
+(`max_payload_bytes`), in what one may give (`max_readings`: readings plus
+unreadable values) and, on every path, in nesting: nothing here recurses over
+a payload's structure, and the lenient JSON parser refuses deep nesting
+before it starts.
 """
 
 from __future__ import annotations
@@ -34,6 +41,21 @@ WRONG_TYPE = "wrong_type"
 NOT_FINITE = "not_finite"
 UNKNOWN_VALUE = "unknown_value"
 NO_READINGS = "no_readings"
+BAD_NAME = "bad_name"  # a key or topic level that would name a metric or tag: empty, not text
+TOO_MANY_READINGS = "too_many_readings"
+DECODER_ERROR = "decoder_error"  # counted by ingest when decode() raised: a bug, never input
+
+# What became of one message: exactly one of these (ingest counts each as gateway.<outcome>).
+DECODED = "decoded"  # readings, nothing unreadable
+PARTLY_DECODED = "partly_decoded"  # readings, and some values that could not be read
+IGNORED = "ignored"  # a known message with nothing to read
+UNDECODABLE = "undecodable"  # no readings; the first problem's reason says why
+
+#: the deepest nesting the lenient parser (NaN/Infinity payloads) takes. Real payloads
+#: are 3-6 levels deep; Python's parser recurses once per level against the interpreter's
+#: 1000-frame limit, so it must never see 1000 levels. orjson refuses more than 1024
+#: levels itself, and nothing after parsing recurses over the structure.
+LENIENT_MAX_DEPTH = 128
 
 _CACHE_LIMIT = 20000
 
@@ -51,6 +73,18 @@ class Decoded:
     #: a matched rule says this topic's retained messages are readings, not state
     retained_is_reading: bool = False
 
+    @property
+    def outcome(self) -> str:
+        """The one outcome this message is counted under (DECODED, PARTLY_DECODED, ...)."""
+        if self.readings:
+            return PARTLY_DECODED if self.problems else DECODED
+        return UNDECODABLE if self.problems else IGNORED
+
+    @property
+    def reason(self) -> str:
+        """Why an undecodable message was not read: its first problem's reason."""
+        return self.problems[0][0] if self.problems and not self.readings else ""
+
 
 @dataclass
 class _Field:
@@ -63,9 +97,17 @@ class _Field:
     metric_names: frozenset[str]  # placeholders the metric uses (not tags then)
     rollup: str | None = None  # how compaction may fold old readings (None: by type)
     simple: bool = False  # fixed metric name, no value map: numbers pass straight through
+    #: whether true/false is a value here. It is for a state: a mapped value, a
+    #: field whose rollup is `changes` (switch, occupancy...), or one with no unit and
+    #: no rollup named (true/false then makes it a state). A quantity with a unit
+    #: (W, V, %, s) or a level/total/count rollup measures something: true there is
+    #: a wrong type, not 1.0 W.
+    takes_bool: bool = True
 
     def __post_init__(self) -> None:
         self.simple = not self.metric_names and self.vmap is None
+        self.takes_bool = (self.vmap is not None or self.rollup == "changes"
+                           or (not self.unit and self.rollup is None))
 
 
 @dataclass
@@ -100,8 +142,12 @@ class Decoder:
 
     def __init__(self, devices: Iterable[DeviceConfig], library: ProfileLibrary,
                  gateway_name: str = "", gateway_tags: Mapping[str, str] | None = None,
-                 max_payload_bytes: int = 65536, time_policy: TimePolicy | None = None) -> None:
+                 max_payload_bytes: int = 65536, max_readings: int = 500,
+                 time_policy: TimePolicy | None = None) -> None:
         self.max_payload_bytes = max_payload_bytes
+        #: most values one message may give (readings plus unreadable values); a message
+        #: with more is refused whole as too_many_readings (see `decode`)
+        self.max_readings = max_readings
         self.time_policy = time_policy or TimePolicy()
         self.exact: dict[str, list[_Route]] = {}
         self.patterned: list[_Route] = []
@@ -226,14 +272,19 @@ class Decoder:
             if rule.ignore:
                 continue
             body = self._body(rule.payload, text, parsed)
-            if body is _BAD:
+            if type(body) is _Bad:
                 if rule.payload == "json":
-                    result.problems.append((BAD_JSON, (f"payload on {topic!r} is not JSON: "
-                                                       f"{_excerpt(text)}")))
+                    result.problems.append((BAD_JSON, (f"payload on {topic!r} is not JSON"
+                                                       f"{body.why}: {_excerpt(text)}")))
                     return result
                 continue
             if rule.when is not None and not rule.when.holds(_get(body, rule.when.keys)):
                 continue
+            if captures and not "".join(captures.values()).isascii():
+                bad = _captures_problem(captures)
+                if bad is not None:  # a topic level that cannot become a tag
+                    result.problems.append((BAD_NAME, f"topic {topic!r}: {bad}"))
+                    continue
             matched = True
             strict = strict or not rule.partial
             result.device = route.device.id
@@ -241,10 +292,20 @@ class Decoder:
             found = len(result.problems)
             first = len(result.readings)
             stamp = route.clock.stamp(body, received) if route.clock is not None else None
-            if stamp is None:
-                self._read(route, captures, body, received, result)
-            else:
-                self._read(route, captures, body, stamp.ts, result)
+            try:
+                self._read(route, captures, body, received if stamp is None else stamp.ts,
+                           result)
+            except _TooMany:
+                # Refused whole, not cut at the limit: which values came first is an
+                # accident of the payload's order, and a message this large is not
+                # one a real device sends (a Shelly Pro NotifyFullStatus or a
+                # multi-sensor Tasmota gives dozens), so nothing of it is stored.
+                result.readings.clear()
+                result.problems[:] = [(TOO_MANY_READINGS, (
+                    f"payload on {topic!r} ({len(payload)} bytes) holds more than "
+                    f"{self.max_readings} values to read (mqtt.max_readings_per_message)"))]
+                return result
+            if stamp is not None:
                 if stamp.from_device:
                     for reading in result.readings[first:]:
                         reading.device_time = True
@@ -258,7 +319,7 @@ class Decoder:
                 reason, detail = result.problems[i]
                 result.problems[i] = (reason, f"{detail} (topic {topic!r})")
         if not matched:
-            result.ignored = True
+            result.ignored = not result.problems  # else a topic level was no text (bad_name)
         elif not result.readings and not result.problems and not strict:
             result.ignored = True  # a change notification about something not read here
         elif not result.readings and not result.problems:
@@ -275,12 +336,7 @@ class Decoder:
                 # orjson: 0.9 us against json's 6.7 us for a Tasmota SENSOR payload.
                 parsed["json"] = orjson.loads(text)
             except orjson.JSONDecodeError:
-                try:
-                    # Python's parser also reads NaN/Infinity, so such values are
-                    # reported as not_finite rather than as bad JSON.
-                    parsed["json"] = json.loads(text)
-                except ValueError:
-                    parsed["json"] = _BAD
+                parsed["json"] = _lenient_json(text)
         body = parsed["json"]
         if kind == "auto":
             return body if isinstance(body, dict) else text.strip()
@@ -295,6 +351,13 @@ class Decoder:
             return
         if rule.each is not None:
             for entry, more in _each(body, rule.each.path, rule.each.key, route.each_key):
+                if more and not "".join(more.values()).isascii():
+                    bad = _captures_problem(more)
+                    if bad is not None:  # a key such as "switch:\ud800"
+                        result.problems.append((BAD_NAME, (f"device {route.device.id!r} "
+                                                           f"entry {_excerpt(repr(more))}: "
+                                                           f"{bad}")))
+                        continue
                 self._fields(route, {**captures, **more}, entry, ts, result)
         else:
             self._fields(route, captures, body, ts, result)
@@ -304,6 +367,13 @@ class Decoder:
         word = body
         if spec.path and isinstance(body, dict):
             word = _get(body, tuple(spec.path.split(".")))
+        if isinstance(word, (dict, list)):
+            # An object or array is no online/offline word (and str() of one nested
+            # a thousand deep would recurse a thousand deep).
+            result.problems.append((UNKNOWN_VALUE, (f"device {route.device.id!r}: availability "
+                                                    f"payload is a JSON {_kind(word)}, not "
+                                                    "online/offline")))
+            return
         word = str(word).strip().lower() if word is not None else ""
         if word in (w.lower() for w in spec.online):
             value = 1.0
@@ -311,8 +381,8 @@ class Decoder:
             value = 0.0
         else:
             result.problems.append((UNKNOWN_VALUE, (f"device {route.device.id!r}: availability "
-                                                    f"payload {word!r} is neither online nor "
-                                                    "offline")))
+                                                    f"payload {_excerpt(word)!r} is neither "
+                                                    "online nor offline")))
             return
         result.readings.append(self._reading(route, "device.online", value, ts, "", "gauge",
                                              captures, frozenset(), "changes"))
@@ -320,11 +390,16 @@ class Decoder:
     def _fields(self, route: _Route, captures: dict[str, str], body: Any, ts: float,
                 result: Decoded) -> None:
         out = result.readings
+        if len(out) + len(result.problems) > self.max_readings:
+            raise _TooMany  # e.g. thousands of `each:` entries
         tags = route.tags
         priority = route.device.priority
         plain = not captures
         for f in route.whole:
-            self._emit(route, f, body, captures, ts, result, "payload")
+            if type(body) is list:
+                self._emit_array(route, f, body, captures, ts, result, "payload")
+            else:
+                self._emit(route, f, body, captures, ts, result, "payload")
         if type(body) is not dict:
             return
         for root, fields in route.roots:
@@ -350,22 +425,41 @@ class Decoder:
                         out.append(Reading(f.metric, float(number), ts, f.type,  # type: ignore[arg-type]
                                            f.unit, tags, priority, f.rollup))  # type: ignore[arg-type]
                         continue
-                self._emit(route, f, value, captures, ts, result, f.spec.path)
+                if kind is list:
+                    self._emit_array(route, f, value, captures, ts, result, f.spec.path)
+                else:
+                    self._emit(route, f, value, captures, ts, result, f.spec.path)
         if route.wildcard and isinstance(body, dict):
+            limit = self.max_readings
             for f in route.wildcard:
                 for key, value in body.items():
                     if key in route.listed or key in f.spec.exclude:
                         continue
                     if isinstance(value, (bool, int, float)):
+                        if len(out) + len(result.problems) >= limit:
+                            raise _TooMany
                         self._emit(route, f, value, {**captures, "key": key.lower()}, ts,
                                    result, key)
 
+    def _emit_array(self, route: _Route, f: _Field, value: list[Any], captures: dict[str, str],
+                    ts: float, result: Decoded, where: str) -> None:
+        """An array is one value per channel (Tasmota's multi-channel ENERGY block).
+
+        Not recursive: an array inside it is a wrong type for `_emit`.
+        """
+        if len(result.readings) + len(result.problems) + len(value) > self.max_readings:
+            raise _TooMany
+        tag = f.spec.array_tag
+        for i, item in enumerate(value):
+            self._emit(route, f, item, {**captures, tag: str(i + 1)}, ts, result,
+                       f"{where}[{i}]")
+
     def _emit(self, route: _Route, f: _Field, value: Any, captures: dict[str, str], ts: float,
               result: Decoded, where: str) -> None:
-        if isinstance(value, list):
-            for i, item in enumerate(value):
-                self._emit(route, f, item, {**captures, f.spec.array_tag: str(i + 1)}, ts,
-                           result, f"{where}[{i}]")
+        if type(value) is bool and not f.takes_bool:
+            result.problems.append((WRONG_TYPE, (f"device {route.device.id!r} field {where!r}: "
+                                                 f"expected a number in {f.unit or f.metric}, "
+                                                 f"got {str(value).lower()}")))
             return
         number = _number(value, f.vmap)
         if isinstance(number, str):
@@ -376,9 +470,22 @@ class Decoder:
         number *= f.spec.scale
         if math.isnan(number) or math.isinf(number):
             result.problems.append((NOT_FINITE, (f"device {route.device.id!r} field {where!r}: "
-                                                 f"{value!r} is not a finite number")))
+                                                 f"{_excerpt(repr(value))} is not a finite "
+                                                 "number")))
             return
-        metric = f.metric.format_map(captures) if f.metric_names else f.metric
+        metric = f.metric
+        if f.metric_names:
+            # Captures that become tags were checked where they were taken (topic,
+            # each: key); one named in the metric may still leave an empty part.
+            metric = metric.format_map(captures)
+            # The usual name passes the quick test; only an odd one is looked at closely.
+            if (not metric.isascii() or ".." in metric or metric[:1] in ("", ".")
+                    or metric[-1] == "."):
+                bad = _metric_problem(metric, captures, f.metric_names)
+                if bad is not None:
+                    result.problems.append((BAD_NAME, (f"device {route.device.id!r} field "
+                                                       f"{where!r}: {bad}")))
+                    return
         # true/false with no rollup named is a state too (occupancy, contact, a relay).
         rollup = f.rollup or ("changes" if isinstance(value, bool) else None)
         result.readings.append(self._reading(route, metric, number, ts, f.unit, f.type, captures,
@@ -396,11 +503,125 @@ class Decoder:
                        route.device.priority, rollup)  # type: ignore[arg-type]
 
 
+def unstorable(reading: Reading) -> str | None:
+    """Why the store or a sink could not keep `reading`, or None when it can.
+
+    What every reading `Decoder.decode` returns satisfies: a finite float value, a
+    metric name with no empty dotted part, and a unit and tags that are text
+    (UTF-8 encodable, tags non-empty).
+    """
+    value = reading.value
+    if type(value) is not float or not math.isfinite(value):
+        return f"value {value!r} is not a finite number"
+    metric = reading.metric
+    if not isinstance(metric, str) or "" in metric.split("."):
+        return f"metric name {_excerpt(repr(metric))} is empty or has an empty part"
+    texts = [("metric name", metric), ("unit", reading.unit)]
+    for key, tag in reading.tags.items():
+        if not isinstance(key, str) or not isinstance(tag, str) or not key or not tag:
+            return f"tag {key!r} = {tag!r} is not a non-empty text"
+        texts.append((f"tag {key}", key))
+        texts.append((f"tag {key}", tag))
+    for what, text in texts:
+        if not isinstance(text, str):
+            return f"{what} is not text"
+        if not text.isascii() and _text_problem(text) is not None:
+            return f"{what} {_excerpt(repr(text))} {_text_problem(text)}"
+    return None
+
+
 class _Bad:
-    pass
+    """A payload that is not JSON (`why` adds to the message, e.g. too deeply nested)."""
+
+    def __init__(self, why: str = "") -> None:
+        self.why = why
 
 
 _BAD = _Bad()
+
+
+class _TooMany(Exception):
+    """Raised inside the walk when a message gives more than `max_readings` values."""
+
+
+# A JSON string (escapes skipped whole) or one bracket: what the depth scan looks at.
+_JSON_STRUCTURE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def _lenient_json(text: str) -> Any:
+    """Parse JSON that orjson refused, for the NaN/Infinity tokens some firmwares send.
+
+    Python's parser reads NaN and Infinity, so such values are reported as
+    not_finite rather than as bad JSON. It is kept from what orjson refuses for
+    good reasons: nesting deeper than LENIENT_MAX_DEPTH (it would recurse past
+    the interpreter's limit), and integers too large for a float (it would make
+    them exact ints that overflow float(); orjson makes them floats, so here too).
+    Lone UTF-16 surrogates (\\ud800) pass: they are refused where a key would
+    become a metric name or tag (bad_name). Returns _BAD for anything it cannot read.
+    """
+    if text.count("[") + text.count("{") > LENIENT_MAX_DEPTH and _too_deep(text):
+        return _Bad(f" (nested more than {LENIENT_MAX_DEPTH} levels deep)")
+    try:
+        return json.loads(text, parse_int=_json_int)
+    except (ValueError, RecursionError):
+        return _BAD
+
+
+def _too_deep(text: str) -> bool:
+    depth = 0
+    for m in _JSON_STRUCTURE.finditer(text):
+        ch = m.group()
+        if ch == "[" or ch == "{":
+            depth += 1
+            if depth > LENIENT_MAX_DEPTH:
+                return True
+        elif ch == "]" or ch == "}":
+            depth -= 1
+    return False
+
+
+def _json_int(digits: str) -> int | float:
+    # Beyond 15 digits an int gains nothing over a float here (values become floats),
+    # and float() of a 400-digit int overflows where float("9" * 400) is inf.
+    return int(digits) if len(digits) <= 15 else float(digits)
+
+
+def _kind(value: Any) -> str:
+    return "object" if isinstance(value, dict) else "array"
+
+
+def _text_problem(text: str) -> str | None:
+    """Why `text` cannot be a metric name part or tag value, or None."""
+    if not text:
+        return "is empty"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text"
+    return None
+
+
+def _metric_problem(metric: str, captures: Mapping[str, str],
+                    used: frozenset[str]) -> str | None:
+    """Why a metric name built from captures could not be stored, or None."""
+    if "" in metric.split("."):
+        return (f"metric name {_excerpt(metric)!r} would have an empty part (from "
+                f"{', '.join('{' + n + '}' for n in sorted(used))} = "
+                f"{', '.join(repr(_excerpt(captures.get(n, ''))) for n in sorted(used))})")
+    bad = _text_problem(metric)
+    return None if bad is None else f"metric name {_excerpt(metric)!r} {bad}"
+
+
+def _captures_problem(captures: Mapping[str, str]) -> str | None:
+    """Why a capture (a topic level, part of an `each:` key) cannot be a tag, or None.
+    An empty one is no problem here: it becomes no tag (see `_reading`), and one a
+    metric names is checked with the metric."""
+    for name, value in captures.items():
+        bad = _text_problem(value) if value else None
+        if bad is not None:
+            return f"{{{name}}} = {_excerpt(value)!r} {bad}"
+    return None
 
 
 def _number(value: Any, vmap: Mapping[str, float] | None) -> float | str:
@@ -419,12 +640,17 @@ def _number(value: Any, vmap: Mapping[str, float] | None) -> float | str:
             for k, v in vmap.items():
                 if k.lower() == low:
                     return float(v)
-            return f"{value!r} is not one of {', '.join(map(repr, vmap))}"
+            return f"{_excerpt(value)!r} is not one of {', '.join(map(repr, vmap))}"
         try:
             return float(value)
         except ValueError:
             return f"{_excerpt(value)!r} is not a number"
-    return f"expected a number, got {type(value).__name__}"
+    if isinstance(value, list):
+        return "expected a number, got an array inside an array (one value per channel is read)"
+    if isinstance(value, dict):
+        return "expected a number, got an object"
+    return "expected a number, got null" if value is None else \
+        f"expected a number, got {type(value).__name__}"
 
 
 def _each(body: Any, path: str, key_pattern: str,

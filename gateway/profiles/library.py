@@ -130,7 +130,13 @@ class ProfileLibrary:
             known = ", ".join(sorted(self.profiles)) or "none found"
             return [Problem(f"{path}.profile", f"unknown profile {device.profile!r}; "
                                                f"known profiles: {known}")]
-        return param_problems(profile, device.params, path)
+        # Tags go on every reading as they are: text the store cannot encode would
+        # fail each batch they are in.
+        bad_tags = [Problem(f"{path}.tags.{k}", f"{v!r} holds a lone UTF-16 surrogate, "
+                                                 "which is not text")
+                    for k, v in device.tags.items()
+                    if isinstance(v, str) and (_not_text(v) or _not_text(str(k)))]
+        return bad_tags + param_problems(profile, device.params, path)
 
 
 def field_problems(profile: Profile, spec: FieldSpec) -> list[str]:
@@ -165,7 +171,14 @@ def param_problems(profile: Profile, params: Mapping[str, Any], path: str) -> li
     for key, value in params.items():
         if key in declared and not isinstance(value, (str, int, float, dict)):
             problems.append(Problem(f"{path}.{key}", "must be a string or a mapping"))
+        elif isinstance(value, str) and _not_text(value):
+            problems.append(Problem(f"{path}.{key}", f"{value!r} holds a lone UTF-16 "
+                                                     "surrogate, which is not text"))
     values = {k: params.get(k, ps.default) for k, ps in declared.items()}
+    # One problem per key is enough (a surrogate in state_metric is also a bad metric).
+    flagged = {p.path for p in problems}
+    problems.extend(p for p in _metric_problems(profile, params, values, path)
+                    if p.path not in flagged)
     seen = set()
     for rule in profile.spec.messages:
         used = [n for n in _PLACEHOLDER.findall(rule.topic) if n in params]
@@ -176,6 +189,82 @@ def param_problems(profile: Profile, params: Mapping[str, Any], path: str) -> li
                 seen.add(problem)
                 problems.append(Problem(f"{path}.{used[0]}", problem))
     return problems
+
+
+def _not_text(value: str) -> bool:
+    """A string no store or sink can encode (a lone surrogate, e.g. from \\ud800 in YAML)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _metric_problems(profile: Profile, params: Mapping[str, Any], values: Mapping[str, Any],
+                     path: str) -> list[Problem]:
+    """Metric names the device's parameters make that could not work at decode time.
+
+    A parameter filled into a metric (zigbee2mqtt's state_metric, generic-json's
+    field map) must leave a dotted name whose `{name}`s are all captures the message
+    gives: a level of the topic, an `each:` key, or `{key}` for a '*' field. Found
+    here, `gateway check` names the key; found at decode time, it was an error on
+    every message.
+    """
+    problems: list[Problem] = []
+    scalars = {k: v for k, v in values.items() if isinstance(v, (str, int, float))}
+    seen: set[tuple[str, str]] = set()  # (key, metric): say it once, not per message
+    for rule in profile.spec.messages:
+        if rule.ignore:
+            continue
+        captures = set(_PLACEHOLDER.findall(_fill(rule.topic, scalars)))
+        if rule.each is not None:
+            captures.update(_PLACEHOLDER.findall(rule.each.key))
+        specs = [(s, "") for s in profile.expand(rule.fields)]
+        if rule.fields_param and isinstance(params.get(rule.fields_param), dict):
+            for data in field_map(params[rule.fields_param]):
+                spec, more = build(FieldSpec, data)
+                if spec is not None and not more:
+                    specs.append((spec, f"{rule.fields_param}.{data['path']}"))
+        for spec, from_param in specs:
+            q = profile.quantities.get(spec.quantity) if spec.quantity else None
+            template = spec.metric or (q.metric if q else "")
+            if not template:
+                continue
+            used = [n for n in _PLACEHOLDER.findall(template) if n in scalars]
+            where = (f"{path}.{used[0]}" if used and used[0] in params
+                     else f"{path}.{from_param}" if from_param else path)
+            available = captures | ({"key"} if spec.path == "*" else set())
+            metric = _fill(template, scalars)
+            if (where, metric) in seen:
+                continue
+            seen.add((where, metric))
+            problems.extend(Problem(where, problem) for problem in
+                            _metric_name_problems(metric, available, _fill(rule.topic, scalars)))
+    return problems
+
+
+def _fill(template: str, params: Mapping[str, Any]) -> str:
+    return _PLACEHOLDER.sub(lambda m: str(params[m[1]]) if m[1] in params else m[0], template)
+
+
+def _metric_name_problems(metric: str, available: set[str], topic: str) -> list[str]:
+    """What is wrong with a metric name template once parameters are filled in."""
+    out = []
+    literal = _PLACEHOLDER.sub("x", metric)
+    if "{" in literal or "}" in literal:
+        out.append(f"metric {metric!r}: {{ and }} may only enclose a capture name such as "
+                   "{channel}")
+    for name in _PLACEHOLDER.findall(metric):
+        if name not in available:
+            known = ", ".join("{" + n + "}" for n in sorted(available)) or "none"
+            out.append(f"metric {metric!r} uses {{{name}}}, which is not a capture of topic "
+                       f"{topic!r} (captures there: {known})")
+    if "" in literal.split("."):
+        out.append(f"metric {metric!r}: a metric name is dotted words, with no empty part "
+                   "(e.g. light.state)")
+    if _not_text(metric):
+        out.append(f"metric {metric!r} holds a lone UTF-16 surrogate, which is not text")
+    return out
 
 
 def _topic_problems(topic: str) -> list[str]:

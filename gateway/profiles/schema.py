@@ -109,6 +109,10 @@ class When:
 
     def holds(self, value: Any) -> bool:
         """Whether a payload whose value at `path` is `value` meets the condition."""
+        if isinstance(value, (dict, list)):
+            # Only a word or number can equal one; str() of an array nested a
+            # thousand deep would also recurse a thousand deep.
+            return False
         allowed = (self.equals,) if isinstance(self.equals, str) else self.equals
         return str(value) in allowed
 
