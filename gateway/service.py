@@ -115,7 +115,6 @@ class Gateway:
         #: set when the gateway stopped itself to recover a damaged store
         self.restart_for_recovery = False
         self._stop = asyncio.Event()
-        self._watched_until = 0.0
 
     def _outbox(self) -> Outbox:
         return Outbox(self.data_dir, self.config.store.durability)
@@ -215,34 +214,31 @@ class Gateway:
     async def _refresh_store_figures(self, reader: Outbox) -> None:
         try:
             positions = {f.sink.name: f.position for f in self.forwarders}
-            self.backlogs = await asyncio.to_thread(reader.backlogs, positions)
-            self.losses = await asyncio.to_thread(reader.losses_by_priority)
-            self.dead_letters = await asyncio.to_thread(reader.dead_letter_counts)
+
+            def read() -> None:  # one trip to a worker thread for the three
+                self.backlogs = reader.backlogs(positions)
+                self.losses = reader.losses_by_priority()
+                self.dead_letters = reader.dead_letter_counts()
+
+            await asyncio.to_thread(read)
         except Exception as exc:  # noqa: BLE001 - keep reporting; the store may be busy
             log.warning("cannot read backlog: %s", exc)
 
     async def _self_metrics_loop(self, reader: Outbox) -> None:
-        """Self-metric readings every interval; backlog figures with them, and every 2 s
-        while someone reads /status or /metrics (counting rows costs a Pi's CPU)."""
+        """Backlog figures every 2 s (for /status), self-metric readings every interval."""
         interval = self.config.gateway.self_metrics_interval
         due = 0.0
         while True:
-            now = time.monotonic()
-            if now >= due or now < self._watched_until:
-                await self._refresh_store_figures(reader)
+            await self._refresh_store_figures(reader)
             self.source.tick()
+            now = time.monotonic()
             if now >= due:
                 due = now + interval
                 readings = self.self_metrics.collect(self.stats, self.backlogs, self.clock())
                 self.ingest.submit_readings(readings)
             await asyncio.sleep(min(2.0, interval))
 
-    def _watched(self) -> None:
-        """/status or /metrics was read: keep the store's figures fresh for a while."""
-        self._watched_until = time.monotonic() + WATCHED_FOR
-
     def _prometheus_extra(self) -> list[tuple[str, dict[str, str], float]]:
-        self._watched()
         now = self.clock()
         out = []
         for b in self.backlogs:
@@ -252,7 +248,6 @@ class Gateway:
 
     def status(self) -> dict[str, Any]:
         """What `gateway status` shows for a running gateway."""
-        self._watched()
         s = self.stats
         now = self.clock()
         backlog = {b.sink: b for b in self.backlogs}
@@ -331,9 +326,6 @@ class Gateway:
                 "fs_free_bytes": s.get("gateway.store.fs_free_bytes"),
                 "evicted": evicted, "compacted": compacted}
 
-
-#: after /status or /metrics was read, the store's figures are refreshed every 2 s this long
-WATCHED_FOR = 30.0
 
 #: a store damaged again and again (a failing card) is not recovered in a loop:
 #: after this many recoveries in RECOVERY_WINDOW seconds the gateway exits non-zero
