@@ -37,7 +37,9 @@ def _powers(path: Path) -> list[float]:
 
 
 def _config(mosquitto: Any) -> dict[str, Any]:
+    # Commits at once: the probes below count what arrived by what was committed.
     return {"gateway": {"name": "hall", "self_metrics_interval": 3600},
+            "store": {"commit_interval": 0.05},
             "mqtt": {"host": mosquitto.host, "port": mosquitto.port},
             "devices": [{"id": "plug1", "profile": "tasmota", "topic": "plug1"}],
             "sinks": [{"name": "local", "type": "file", "path": "readings.jsonl"}]}
@@ -75,7 +77,7 @@ def test_a_message_the_decoder_raises_on_is_counted_kept_logged_and_acknowledged
     _publish(publisher, SENSOR, b'{"ENERGY":{"Power":2}}')
     for _ in range(FLOOD):  # a flood of another kind must not push the poison out of sight
         _publish(publisher, SENSOR, b"{not json")
-    readings = tmp_path / "readings.jsonl"
+    readings = tmp_path / "data" / "readings.jsonl"  # relative paths are in data_dir
     assert gw.wait_for(lambda s: s["ingest"]["received"] >= probes + 3 + FLOOD, 20), \
         gw.status()["ingest"]
     assert gw.wait_for(lambda s: _powers(readings) == [1.0, 2.0], 20), gw.status()

@@ -60,7 +60,7 @@ def test_each_message_is_counted_once_and_the_outcomes_add_up_to_received(
                                   + ingest["ignored"] + sum(ingest["undecodable"].values()))
     assert ingest["field_problems"] == {"wrong_type": 1, "not_finite": 1}
     # What was read reached the sink: Power and Voltage, Power, Power.
-    readings = gw.workdir / "readings.jsonl"
+    readings = gw.data_dir / "readings.jsonl"
     assert gw.wait_for(lambda s: s["sinks"][0]["backlog_rows"] == 0, 20)
     plug = sorted((r["metric"], r["value"]) for r in map(json.loads, readings.open())
                   if r["metric"].startswith("plug."))
@@ -79,7 +79,8 @@ def test_each_message_is_counted_once_and_the_outcomes_add_up_to_received(
     shown = gw.cli("status", "--config", str(gw.config_path))
     assert shown.returncode == 0, shown.stderr
     assert re.search(r"ingest: received 8 messages, decoded 2, partly decoded 1, ignored 1, "
-                     r"undecodable 4; stored \d+ readings", shown.stdout), shown.stdout
+                     r"retained 0, undecodable 4; stored \d+ readings", shown.stdout), \
+        shown.stdout
     assert "undecodable not_finite: 1" in shown.stdout
     assert "values not read in partly decoded messages, wrong_type: 1" in shown.stdout
     assert gw.stop() == 0

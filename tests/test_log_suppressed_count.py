@@ -18,6 +18,7 @@ import pytest
 
 from gateway.config.schema import DeviceConfig
 from gateway.ingest import Ingest
+from gateway.model import RawMessage
 from gateway.profiles.decoder import Decoder
 from gateway.profiles.library import ProfileLibrary
 from gateway.stats import Stats
@@ -42,8 +43,8 @@ def test_a_flood_that_stops_is_told_with_its_count(tmp_path, caplog):
     ingest.start()
     acked: list[int] = []
     for i in range(FLOOD):
-        ingest.submit("tele/plug1/SENSOR", b"{not json " + str(i).encode(), time.time(),
-                      lambda i=i: acked.append(i))
+        ingest.submit(RawMessage("tele/plug1/SENSOR", b"{not json " + str(i).encode(),
+                                 time.time()), lambda i=i: acked.append(i))
     deadline = time.monotonic() + 10
     while len(acked) < FLOOD and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -70,7 +71,7 @@ def test_what_is_held_back_when_ingest_stops_is_told_then(tmp_path, caplog):
     ingest = _ingest(tmp_path, interval=3600.0)  # nothing would be told before the stop
     ingest.start()
     for i in range(3):
-        ingest.submit("stat/plug1/POWER", f"MAYBE{i}".encode(), time.time(), None)
+        ingest.submit(RawMessage("stat/plug1/POWER", f"MAYBE{i}".encode(), time.time()), None)
     ingest.stop()
     told = [line for line in _lines(caplog) if "more like this" in line]
     assert len(told) == 1 and told[0].startswith("2 more like this"), _lines(caplog)

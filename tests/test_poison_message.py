@@ -80,7 +80,7 @@ def test_poison_messages_are_counted_and_acknowledged_and_good_ones_around_them_
         _publish(publisher, SENSOR, _good(i + 2))
     sent = 1 + 2 * len(POISONS)
     goods = [float(n) for n in range(1, len(POISONS) + 2)]
-    readings = gw.workdir / "readings.jsonl"
+    readings = gw.data_dir / "readings.jsonl"
 
     assert gw.wait_for(lambda s: s["ingest"]["received"] >= sent, 30), gw.log_text()[-3000:]
     assert gw.wait_for(lambda s: s["sinks"][0]["backlog_rows"] == 0

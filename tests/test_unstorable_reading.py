@@ -18,7 +18,7 @@ from pathlib import Path
 
 from gateway.config.schema import DeviceConfig
 from gateway.ingest import Ingest
-from gateway.model import Reading
+from gateway.model import RawMessage, Reading
 from gateway.profiles.decoder import Decoder
 from gateway.profiles.library import ProfileLibrary
 from gateway.stats import Stats
@@ -43,14 +43,14 @@ def test_readings_the_store_cannot_hold_do_not_fail_their_batch(tmp_path, caplog
     ingest.start()
     now = time.time()
     acked: list[str] = []
-    ingest.submit("tele/plug1/SENSOR", b'{"ENERGY":{"Power":38}}', now,
+    ingest.submit(RawMessage("tele/plug1/SENSOR", b'{"ENERGY":{"Power":38}}', now),
                   lambda: acked.append("first"))
     ingest.submit_readings([
         Reading("gateway.test_good", 1.0, now, tags={"device": "hall"}),
         Reading("gateway.test_text", 2.0, now, tags={"device": "hall", "note": "a\udc80b"}),
         Reading("gateway.test_nan", float("nan"), now, tags={"device": "hall"}),
     ])
-    ingest.submit("tele/plug1/SENSOR", b'{"ENERGY":{"Power":39}}', now,
+    ingest.submit(RawMessage("tele/plug1/SENSOR", b'{"ENERGY":{"Power":39}}', now),
                   lambda: acked.append("second"))
     deadline = time.monotonic() + 10
     while len(acked) < 2 and time.monotonic() < deadline:
