@@ -92,7 +92,7 @@ class Forwarder:
         self.last_error = error
         states = ("ok", "retrying", "held", "idle", "starting")
         for s in states:
-            self.stats.set("gateway.sink.state", 1.0 if s == state else 0.0,
+            self.stats.set("gateway.sink_state", 1.0 if s == state else 0.0,
                            sink=self.sink.name, state=s)
 
     def stop(self) -> None:
@@ -154,7 +154,7 @@ class Forwarder:
                 elif outcome.error:
                     delay = self.backoff.next(outcome.retry_after)
                     self._set_state("retrying", outcome.error)
-                    self.stats.inc("gateway.sink.failures", sink=name)
+                    self.stats.inc("gateway.sink_failures", sink=name)
                     log.warning("sink %s: %s; retrying in %.1f s (nothing is lost: the "
                                 "backlog waits in the store)", name, outcome.error, delay)
                     await self._sleep(delay)
@@ -281,7 +281,7 @@ class Forwarder:
         except Exception as exc:  # a sink bug must not kill forwarding for good
             log.exception("sink %s: unexpected error", self.sink.name)
             outcome = Outcome.failed(f"unexpected error: {type(exc).__name__}: {exc}")
-        self.stats.set("gateway.sink.last_send_seconds", time.monotonic() - started,
+        self.stats.set("gateway.sink_last_send_seconds", time.monotonic() - started,
                        sink=self.sink.name)
         return outcome
 
@@ -298,7 +298,7 @@ class Forwarder:
         if outcome.delivered:
             self.stats.inc("gateway.delivered", outcome.delivered, sink=name)
         if outcome.merged:
-            self.stats.inc("gateway.sink.merged", outcome.merged, sink=name)
+            self.stats.inc("gateway.sink_merged", outcome.merged, sink=name)
         return True
 
     def _store_outcome(self, outbox: Outbox, rows: list[Row], outcome: Outcome) -> None:

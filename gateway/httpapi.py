@@ -1,4 +1,10 @@
-"""The local status endpoint: /metrics (Prometheus text) and /status (JSON)."""
+"""The local status endpoint: /metrics (Prometheus text), /status (JSON) and /health.
+
+/health is for supervisors and load balancers: 200 while the process serves,
+with `ready` and the reasons it is not; /health/ready answers 503 when the
+gateway cannot do its job (not connected to the broker, store not writable,
+ingest stopped), so a watchdog or a container runtime can act on it.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +15,37 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.ownmetrics import CATALOGUE
 from gateway.stats import Stats
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_:]")
 
+Extra = list[tuple[str, dict[str, str], float]]
 
-def prometheus_text(stats: Stats, extra: list[tuple[str, dict[str, str], float]]) -> str:
-    """Counters as `<name>_total`, gauges as is; dots become underscores."""
+
+def prometheus_text(stats: Stats, extra: Extra) -> str:
+    """Every own metric with HELP and TYPE (see gateway.ownmetrics); counters as `_total`."""
     counters, gauges = stats.snapshot()
-    lines: list[str] = []
+    families: dict[str, tuple[str, str, list[tuple[dict[str, str], float]]]] = {}
 
-    def emit(name: str, kind: str, series: list[tuple[dict[str, str], float]]) -> None:
+    def add(raw: str, kind: str, series: list[tuple[dict[str, str], float]]) -> None:
+        known = CATALOGUE.get(raw)
+        name = known.prometheus if known else _UNSAFE.sub("_", raw) + (
+            "_total" if kind == "counter" else "")
+        text = known.help if known else "(not documented)"
+        if known and known.unit:
+            text += f" ({known.unit})"
+        families.setdefault(name, (kind, text, []))[2].extend(series)
+
+    for raw, values in counters.items():
+        add(raw, "counter", [(dict(labels), v) for labels, v in values.items()])
+    for raw, values in gauges.items():
+        add(raw, "gauge", [(dict(labels), v) for labels, v in values.items()])
+    for raw, labels, value in extra:
+        add(raw, "gauge", [(labels, value)])
+    lines: list[str] = []
+    for name, (kind, text, series) in sorted(families.items()):
+        lines.append(f"# HELP {name} {_help(text)}")
         lines.append(f"# TYPE {name} {kind}")
         for labels, value in series:
             if labels:
@@ -28,17 +54,6 @@ def prometheus_text(stats: Stats, extra: list[tuple[str, dict[str, str], float]]
                 lines.append(f"{name}{{{inner}}} {value:g}")
             else:
                 lines.append(f"{name} {value:g}")
-
-    for raw, series in sorted(counters.items()):
-        emit(_UNSAFE.sub("_", raw) + "_total", "counter",
-             [(dict(labels), v) for labels, v in series.items()])
-    for raw, series in sorted(gauges.items()):
-        emit(_UNSAFE.sub("_", raw), "gauge", [(dict(labels), v) for labels, v in series.items()])
-    by_name: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for name, labels, value in extra:
-        by_name.setdefault(_UNSAFE.sub("_", name), []).append((labels, value))
-    for name, rows in sorted(by_name.items()):
-        emit(name, "gauge", rows)
     return "\n".join(lines) + "\n"
 
 
@@ -46,22 +61,29 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def _help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
 class StatusServer:
     """Serves the gateway's health on a local port."""
 
     def __init__(self, host: str, port: int, stats: Stats,
-                 status: Callable[[], dict[str, Any]],
-                 extra: Callable[[], list[tuple[str, dict[str, str], float]]]) -> None:
+                 status: Callable[[], dict[str, Any]], extra: Callable[[], Extra],
+                 health: Callable[[], list[str]]) -> None:
         self.host, self.port = host, port
         self.stats = stats
         self.status = status
         self.extra = extra
+        self.health = health
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/status", self._status)
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/health/ready", self._ready)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -77,4 +99,18 @@ class StatusServer:
 
     async def _status(self, request: web.Request) -> web.Response:
         return web.Response(text=json.dumps(self.status(), indent=2),
+                            content_type="application/json")
+
+    def _health_body(self) -> tuple[bool, str]:
+        problems = self.health()
+        body = {"alive": True, "ready": not problems, "problems": problems}
+        return not problems, json.dumps(body)
+
+    async def _health(self, request: web.Request) -> web.Response:
+        _, body = self._health_body()
+        return web.Response(text=body, content_type="application/json")
+
+    async def _ready(self, request: web.Request) -> web.Response:
+        ready, body = self._health_body()
+        return web.Response(text=body, status=200 if ready else 503,
                             content_type="application/json")

@@ -222,7 +222,7 @@ class Ingest:
         self.housekeeper = Housekeeper(outbox.conn, outbox.path, self.store_config,
                                        self.inflight, self.clock, outbox.flush)
         if self.store_ok.is_set():
-            self.stats.set("gateway.store.writable", 1)
+            self.stats.set("gateway.store_writable", 1)
         next_round = time.monotonic()
         stopping = False
         try:
@@ -251,8 +251,8 @@ class Ingest:
         """The store refused a write: say so in status and self-metrics until it takes one."""
         self.store_ok.clear()
         self.store_fault = fault.reason
-        self.stats.set("gateway.store.writable", 0)
-        self.stats.inc("gateway.store.errors", error=fault.reason)
+        self.stats.set("gateway.store_writable", 0)
+        self.stats.inc("gateway.store_errors", error=fault.reason)
 
     def _fail(self, fault: StoreFault, exc: Exception) -> None:
         """The store is corrupt (or cannot be opened): stop taking messages, say why."""
@@ -296,7 +296,7 @@ class Ingest:
             if not self.store_ok.is_set() and batch.own >= OWN_READINGS_HELD:
                 # The store is failing: the gateway's own figures are the one thing
                 # not worth holding without bound. Counted; /metrics still shows them.
-                self.stats.inc("gateway.selfmetrics.dropped", len(item))
+                self.stats.inc("gateway.selfmetrics_dropped", len(item))
                 return
             batch.readings.extend(item)
             batch.own += len(item)
@@ -398,8 +398,8 @@ class Ingest:
         for _ in range(batch.messages):
             self._slots.release()
         stats = self.stats
-        stats.set("gateway.ingest.queue", self._queue.qsize())
-        stats.set("gateway.ingest.batch_messages", batch.messages)
+        stats.set("gateway.ingest_queue", self._queue.qsize())
+        stats.set("gateway.ingest_batch_messages", batch.messages)
         stats.inc("gateway.received", batch.messages)
         for (outcome, reason), n in batch.outcomes.items():
             if reason:
@@ -430,7 +430,7 @@ class Ingest:
                                 "%d held readings committed", self.store_fault,
                                 len(batch.readings))
                     self.store_fault = ""
-                    self.stats.set("gateway.store.writable", 1)
+                    self.stats.set("gateway.store_writable", 1)
                     self.store_ok.set()
                 return True
             except (sqlite3.Error, *_UNSTORABLE) as exc:
@@ -485,7 +485,7 @@ class Ingest:
         return len(dropped)
 
     def _clock_went_back(self, outbox: Outbox) -> None:
-        self.stats.inc("gateway.store.timestamps_shifted", outbox.shifted)
+        self.stats.inc("gateway.store_timestamps_shifted", outbox.shifted)
         self._throttle.log(logging.WARNING, "clock-back",
                            f"the clock went back (by up to {outbox.max_shift_ms / 1000:.1f} s): "
                            f"{outbox.shifted} reading(s) stamped just after their series' last "
@@ -532,26 +532,26 @@ class Ingest:
     def _report(self, done: Round) -> None:
         stats = self.stats
         if done.purged:
-            stats.inc("gateway.store.purged", done.purged)
+            stats.inc("gateway.store_purged", done.purged)
         space = done.space
         if space is not None:
-            stats.set("gateway.store.bytes", space.used)
-            stats.set("gateway.store.file_bytes", space.file + space.wal)
-            stats.set("gateway.store.budget_bytes", space.budget)
-            stats.set("gateway.store.fs_free_bytes", space.fs_free)
+            stats.set("gateway.store_bytes", space.used)
+            stats.set("gateway.store_file_bytes", space.file + space.wal)
+            stats.set("gateway.store_budget_bytes", space.budget)
+            stats.set("gateway.store_fs_free_bytes", space.fs_free)
         for (reason, priority), n in done.evicted.items():
-            stats.inc("gateway.store.evicted", n, reason=reason, priority=priority)
+            stats.inc("gateway.store_evicted", n, reason=reason, priority=priority)
             self._throttle.log(logging.WARNING, f"evict-{reason}-{priority}",
                                f"store: evicted {n} {priority}-priority reading(s) "
                                f"({reason}); {_space_words(space)}; counted per sink in "
                                "gateway status")
         for priority, n in done.compacted.items():
-            stats.inc("gateway.store.compacted", n, priority=priority)
+            stats.inc("gateway.store_compacted", n, priority=priority)
             self._throttle.log(logging.INFO, f"compact-{priority}",
                                f"store: compacted old {priority}-priority readings "
                                f"({n} rows folded into rollups); {_space_words(space)}")
         if done.dead_letters_evicted:
-            stats.inc("gateway.store.dead_letters_evicted", done.dead_letters_evicted)
+            stats.inc("gateway.store_dead_letters_evicted", done.dead_letters_evicted)
 
 
 def _short(text: str, limit: int = 120) -> str:

@@ -1,7 +1,8 @@
 """The gateway's own health as readings (`gateway.*`), forwarded like any other.
 
 Counters are sent as `count` readings holding the increase since the last
-report; backlog, oldest-reading age, connection and sink state as gauges.
+report; backlog, oldest-reading age, connection and sink state as gauges. The
+names and what they mean: `gateway.ownmetrics`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gateway.model import Reading
+from gateway.ownmetrics import CATALOGUE
 from gateway.stats import Labels, Stats
 from gateway.store.outbox import Backlog
 
@@ -40,21 +42,18 @@ class SelfMetrics:
                 self._last[key] = total
                 out.append(self._reading(name, delta, now, "count", "", labels))
         for name, series in gauges.items():
-            if name == "gateway.sink.state":
-                continue  # one-hot by state: reported as gateway.sink.up below
             for labels, value in series.items():
-                out.append(self._reading(name, value, now, "gauge", "", labels))
+                out.append(self._reading(name, value, now, "gauge", _unit(name), labels))
         for b in backlogs:
             labels = (("sink", b.sink),)
-            out.append(self._reading("gateway.backlog.rows", b.rows, now, "gauge", "", labels))
-            out.append(self._reading("gateway.backlog.oldest_age", b.age(now), now, "gauge",
-                                     "s", labels))
-        state = gauges.get("gateway.sink.state", {})
-        for labels, value in state.items():
-            d = dict(labels)
-            if d.get("state") == "held":
-                out.append(self._reading("gateway.sink.held", value, now, "gauge", "",
-                                         (("sink", d["sink"]),)))
+            out.append(self._reading("gateway.backlog_rows", b.rows, now, "gauge", "", labels))
+            out.append(self._reading("gateway.backlog_oldest_age_seconds", b.age(now), now,
+                                     "gauge", "s", labels))
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        out.append(self._reading("gateway.process.max_rss", rss, now, "gauge", "B", ()))
+        out.append(self._reading("gateway.process_max_rss_bytes", rss, now, "gauge", "B", ()))
         return out
+
+
+def _unit(name: str) -> str:
+    known = CATALOGUE.get(name)
+    return known.unit if known else ""

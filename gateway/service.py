@@ -134,10 +134,10 @@ class Gateway:
         salvage = await asyncio.to_thread(check_and_recover, self.data_dir,
                                           self.config.store.check_on_start)
         if salvage is not None:
-            self.stats.inc("gateway.store.recovered")
+            self.stats.inc("gateway.store_recovered")
             lost = max(salvage.lost.values(), default=0)
             if lost:
-                self.stats.inc("gateway.store.salvage_lost", lost)
+                self.stats.inc("gateway.store_salvage_lost", lost)
         writer = await asyncio.to_thread(self._outbox)
         gone = writer.register_sinks([s.name for s in self.config.sinks])
         for name in gone:
@@ -161,7 +161,7 @@ class Gateway:
         http = self.config.gateway.http
         if http.enabled:
             self.http = StatusServer(http.host, http.port, self.stats, self.status,
-                                     self._prometheus_extra)
+                                     self._prometheus_extra, self.health)
             try:
                 await self.http.start()
             except OSError as exc:
@@ -242,8 +242,23 @@ class Gateway:
         now = self.clock()
         out = []
         for b in self.backlogs:
-            out.append(("gateway_backlog_rows", {"sink": b.sink}, float(b.rows)))
-            out.append(("gateway_backlog_oldest_age_seconds", {"sink": b.sink}, b.age(now)))
+            out.append(("gateway.backlog_rows", {"sink": b.sink}, float(b.rows)))
+            out.append(("gateway.backlog_oldest_age_seconds", {"sink": b.sink}, b.age(now)))
+        return out
+
+    def health(self) -> list[str]:
+        """Why the gateway cannot take readings now ([] when it can): for /health/ready,
+        and the first reasons `gateway status` gives for being degraded."""
+        out = []
+        if self.ingest.stopped.is_set():
+            out.append("ingest has stopped (the store is damaged: the gateway restarts to "
+                       "salvage it)")
+        elif not self.ingest.store_ok.is_set():
+            out.append(f"the store cannot be written ({self.ingest.store_fault or 'error'}): "
+                       "nothing is acknowledged, the broker keeps the messages")
+        if not self.source.connected.is_set():
+            out.append(f"not connected to the MQTT broker {self.config.mqtt.host}:"
+                       f"{self.config.mqtt.port}")
         return out
 
     def status(self) -> dict[str, Any]:
@@ -264,8 +279,8 @@ class Gateway:
                 "backlog_rows": b.rows if b else None,
                 "oldest_age": b.age(now) if b else 0.0,
                 "delivered": s.get("gateway.delivered", sink=name),
-                "failures": s.get("gateway.sink.failures", sink=name),
-                "merged": s.get("gateway.sink.merged", sink=name),
+                "failures": s.get("gateway.sink_failures", sink=name),
+                "merged": s.get("gateway.sink_merged", sink=name),
                 "dropped": dropped,
             })
         undecodable = {dict(lbl).get("reason", ""): v for lbl, v in
@@ -274,9 +289,10 @@ class Gateway:
                           s.counters.get("gateway.field_problems", {}).items()}
         return {
             "gateway": self.config.gateway.name, "version": __version__, "running": True,
+            "health": self.health(),
             "pid": os.getpid(), "uptime": now - self.started, "store": str(self.data_dir),
             "mqtt": {"broker": f"{self.config.mqtt.host}:{self.config.mqtt.port}",
-                     "connected": bool(s.get("gateway.mqtt.connected")),
+                     "connected": bool(s.get("gateway.mqtt_connected")),
                      "topics": len(self.decoder.subscriptions()),
                      "sessions_lost": s.total("gateway.mqtt_session_lost")},
             "ingest": {"received": s.total("gateway.received"),
@@ -292,7 +308,7 @@ class Gateway:
                        "undecodable": undecodable,
                        "field_problems": field_problems,
                        "recent_problems": self.ingest.recent_problems,
-                       "queue": s.get("gateway.ingest.queue"),
+                       "queue": s.get("gateway.ingest_queue"),
                        "store_writable": self.ingest.store_ok.is_set(),
                        "store_fault": self.ingest.store_fault},
             "store_space": self._space(),
@@ -317,13 +333,13 @@ class Gateway:
         """The store's size against its budget, and what housekeeping has done."""
         s = self.stats
         evicted = {f"{dict(k).get('reason')}/{dict(k).get('priority')}": v
-                   for k, v in s.counters.get("gateway.store.evicted", {}).items()}
+                   for k, v in s.counters.get("gateway.store_evicted", {}).items()}
         compacted = {dict(k).get("priority", ""): v
-                     for k, v in s.counters.get("gateway.store.compacted", {}).items()}
-        return {"bytes": s.get("gateway.store.bytes"),
-                "file_bytes": s.get("gateway.store.file_bytes"),
-                "budget_bytes": s.get("gateway.store.budget_bytes"),
-                "fs_free_bytes": s.get("gateway.store.fs_free_bytes"),
+                     for k, v in s.counters.get("gateway.store_compacted", {}).items()}
+        return {"bytes": s.get("gateway.store_bytes"),
+                "file_bytes": s.get("gateway.store_file_bytes"),
+                "budget_bytes": s.get("gateway.store_budget_bytes"),
+                "fs_free_bytes": s.get("gateway.store_fs_free_bytes"),
                 "evicted": evicted, "compacted": compacted}
 
 

@@ -79,13 +79,7 @@ def _ask(url: str, name: str, folder: Path, pid: int) -> tuple[dict[str, Any] | 
 
 def degraded(status: dict[str, Any]) -> list[str]:
     """Why a running gateway is not doing its whole job, one reason a line ([] if it is)."""
-    out = []
-    mqtt = status.get("mqtt")
-    if mqtt is not None and not mqtt.get("connected"):
-        out.append(f"not connected to the MQTT broker {mqtt.get('broker')}")
-    ingest = status.get("ingest") or {}
-    if ingest and not ingest.get("store_writable", True):
-        out.append(f"the store cannot be written ({ingest.get('store_fault') or 'error'})")
+    out = list(status.get("health") or [])  # the gateway's own: broker, store, ingest
     for sink in status.get("sinks") or []:
         if sink.get("state") in SINK_TROUBLE:
             out.append(f"sink {sink['name']} is {sink['state']}"

@@ -77,7 +77,7 @@ def test_a_full_store_holds_messages_unacknowledged_and_recovers(tmp_path: Path)
     try:
         assert wait(lambda: ingest.store_fault == "disk_full", 30), "the store should fill"
         assert not ingest.store_ok.is_set()
-        assert stats.get("gateway.store.writable") == 0
+        assert stats.get("gateway.store_writable") == 0
         time.sleep(1.5)
         acked_while_full = len(acks.done)
         held = len(taken) - acked_while_full

@@ -8,13 +8,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gateway.config.reference import config_reference, profile_list, value_maps
+from gateway.config.reference import config_reference, own_metrics, profile_list, value_maps
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def sections() -> dict[str, str]:
-    return {"config": config_reference(), "profiles": profile_list(), "maps": value_maps()}
+    return {"config": config_reference(), "profiles": profile_list(), "maps": value_maps(),
+            "ownmetrics": own_metrics()}
 
 
 def render(text: str) -> str:

@@ -180,6 +180,18 @@ def value_maps(library: ProfileLibrary | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def own_metrics() -> str:
+    """The gateway's own metrics (gateway.ownmetrics), as a table."""
+    from gateway.ownmetrics import CATALOGUE
+
+    lines = ["| name | kind | labels | unit | meaning | on /metrics |", "|---|---|---|---|---|---|"]
+    for m in CATALOGUE.values():
+        labels = ", ".join(f"`{label}`" for label in m.labels) or "—"
+        lines.append(f"| `{m.name}` | {m.kind} | {labels} | {m.unit or '—'} | {m.help} | "
+                     f"`{m.prometheus}` |")
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
     print(config_reference())
     print(profile_list())

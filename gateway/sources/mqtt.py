@@ -119,7 +119,7 @@ class MqttSource:
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                     properties: Any) -> None:
         if reason.is_failure:
-            self.stats.set("gateway.mqtt.connected", 0)
+            self.stats.set("gateway.mqtt_connected", 0)
             hint = (" (check mqtt.username and mqtt.password)"
                     if "authori" in str(reason).lower() or "password" in str(reason).lower()
                     else "")
@@ -134,8 +134,8 @@ class MqttSource:
         else:
             self._new_session(self.session.last_connected(), now)
         self.session.save(now)
-        self.stats.set("gateway.mqtt.connected", 1)
-        self.stats.inc("gateway.mqtt.connects")
+        self.stats.set("gateway.mqtt_connected", 1)
+        self.stats.inc("gateway.mqtt_connects")
         self.connected.set()
         # Subscribe every time: cheap, and a broker that lost its session (no persistence)
         # would otherwise leave us subscribed to nothing.
@@ -187,7 +187,7 @@ class MqttSource:
         topics = self._subscribe_topics.pop(mid, [])
         for topic, code in zip(topics, reason_codes, strict=False):
             if code.is_failure:
-                self.stats.inc("gateway.mqtt.subscribe_failures")
+                self.stats.inc("gateway.mqtt_subscribe_failures")
                 log.error("broker refused subscription to %r: %s", topic, code)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
@@ -199,15 +199,15 @@ class MqttSource:
         if self.connected.is_set():
             self.session.save(self.clock())
         self.connected.clear()
-        self.stats.set("gateway.mqtt.connected", 0)
+        self.stats.set("gateway.mqtt_connected", 0)
         if reason.is_failure:
-            self.stats.inc("gateway.mqtt.disconnects")
+            self.stats.inc("gateway.mqtt_disconnects")
             log.warning("lost MQTT broker %s:%s (%s); reconnecting", self.config.host,
                         self.config.port, reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if msg.dup:
-            self.stats.inc("gateway.mqtt.redelivered")
+            self.stats.inc("gateway.mqtt_redelivered")
         ack = None
         if msg.qos > 0:
             ack = _Acker(self, msg.mid, msg.qos, self._generation)
@@ -224,7 +224,7 @@ class MqttSource:
     def _ack(self, mid: int, qos: int, generation: int) -> None:
         with self._lock:
             if generation != self._generation:
-                self.stats.inc("gateway.mqtt.stale_acks")
+                self.stats.inc("gateway.mqtt_stale_acks")
                 return
             self.client.ack(mid, qos)
 

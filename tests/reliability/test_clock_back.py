@@ -46,7 +46,7 @@ def test_a_clock_stepping_back_loses_and_overwrites_nothing(mosquitto, victoria,
                        and s["ingest"]["stored"] >= sum(expected.values()), 60)
     got = wait_for_readings(victoria, expected, timeout=30, match='{__name__="test_n"}')
     book = fleet_ledger("clock an hour back", fleet, got, Status(gw), "vm", LABELS)
-    shifted = gw.gateway.stats.total("gateway.store.timestamps_shifted")
+    shifted = gw.gateway.stats.total("gateway.store_timestamps_shifted")
     gw.stop()
     book.check()
     # Every reading kept its own timestamp (none overwrote another) and each series

@@ -1,5 +1,5 @@
 """A damaged store file: the gateway moves it aside, salvages what it can read, says so
-(status, log, the self-metric gateway.store.recovered) and runs on. Nobody has to delete
+(status, log, the self-metric gateway.store_recovered) and runs on. Nobody has to delete
 a file, and what the damage cost is counted.
 """
 
@@ -61,7 +61,7 @@ def test_a_store_damaged_while_stopped_is_salvaged_on_start(mosquitto, victoria,
     assert "recovered at" in shown and "salvaged" in shown, shown
     assert "moved to" in gw.log_text()
     # The event is a self-metric an alert can watch, forwarded like any reading.
-    assert gw.wait_for(lambda s: readings_in(victoria, '{__name__="gateway.store_recovered"}'),
+    assert gw.wait_for(lambda s: readings_in(victoria, '{__name__="gateway_store_recovered"}'),
                        30)
     got = wait_for_readings(victoria, fleet.expected(LABELS), timeout=20, quiet=5)
     book = fleet_ledger("store damaged while stopped", fleet, got, gw, "vm", LABELS)
