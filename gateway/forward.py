@@ -63,7 +63,7 @@ class Forwarder:
 
     def __init__(self, sink: Sink, outbox_factory: Callable[[], Outbox], stats: Stats,
                  batch_size: int, timeout: float, backoff: Backoff,
-                 poll_interval: float = 2.0, inflight: InFlight | None = None,
+                 poll_interval: float = 5.0, inflight: InFlight | None = None,
                  max_age: float = 0.0, clock: Callable[[], float] = time.time) -> None:
         self.sink = sink
         self.inflight = inflight or InFlight()

@@ -110,7 +110,7 @@ OWN_READINGS_HELD = 5000
 QUIET_AFTER = 16
 QUIET_GAP = 0.02
 #: housekeeping rounds: this often when idle, this soon again while work is left
-HOUSEKEEPING_EVERY = 2.0
+HOUSEKEEPING_EVERY = 5.0
 HOUSEKEEPING_BUSY = 0.05
 #: how many kinds (topic, reason) of messages not fully decoded are kept for status
 RECENT_PROBLEMS = 10

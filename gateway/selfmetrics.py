@@ -1,8 +1,9 @@
 """The gateway's own health as readings (`gateway.*`), forwarded like any other.
 
 Counters are sent as `count` readings holding the increase since the last
-report; backlog, oldest-reading age, connection and sink state as gauges. The
-names and what they mean: `gateway.ownmetrics`.
+report (none when it did not move, once it has been sent once); backlog,
+oldest-reading age, connection and sink state as gauges. The names and what
+they mean: `gateway.ownmetrics`.
 """
 
 from __future__ import annotations
@@ -38,9 +39,14 @@ class SelfMetrics:
         for name, series in counters.items():
             for labels, total in series.items():
                 key = (name, labels)
-                delta = total - self._last.get(key, 0.0)
+                last = self._last.get(key)
                 self._last[key] = total
-                out.append(self._reading(name, delta, now, "count", "", labels))
+                if last is not None and total == last:
+                    # Nothing happened: a count with no point is 0 everywhere it is
+                    # read, and a Pi need not store and send a zero every interval.
+                    continue
+                out.append(self._reading(name, total - (last or 0.0), now, "count", "",
+                                         labels))
         for name, series in gauges.items():
             for labels, value in series.items():
                 out.append(self._reading(name, value, now, "gauge", _unit(name), labels))
