@@ -228,7 +228,8 @@ class Ingest:
         try:
             while not stopping:
                 batch = _Batch()
-                stopping = self._fill(batch, max(0.0, next_round - time.monotonic()))
+                wait = min(next_round - time.monotonic(), self._throttle.due_in())
+                stopping = self._fill(batch, max(0.0, wait))
                 if (batch.messages or batch.readings) and not self._finish(outbox, batch):
                     return
                 self._throttle.flush()  # held-back warnings are told even if none follow

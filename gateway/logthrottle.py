@@ -42,6 +42,15 @@ class Throttled:
         self.logger.log(level, message, exc_info=exc_info)
         return True
 
+    def due_in(self) -> float:
+        """Seconds until `flush` has a held-back count to tell (inf when none is held):
+        the ingest thread waits no longer than this when idle."""
+        if not self._suppressed:
+            return float("inf")
+        now = self.clock()
+        return max(0.0, min(self._last.get(key, now) + self.interval - now
+                            for key in self._suppressed))
+
     def flush(self, force: bool = False) -> int:
         """Tell how many were held back for each key whose interval has passed (every
         key with `force`, e.g. when stopping). Returns the number of lines logged;

@@ -120,7 +120,9 @@ def test_queued_readings_keep_their_devices_time(mosquitto, make_gateway, publis
     heard = status["devices"]["old-plug"]
     time.sleep(2.5)  # two rounds of self-metrics
     assert gw.status()["devices"]["old-plug"] == heard
-    assert abs(heard["last_seen"] - ts) < 0.002 and list(heard["values"]) == ["plug.power"]
+    # Heard when its message came (the store may move a stamp on by a millisecond or
+    # two to keep a series' stamps unique), not when self-metrics ran seconds later.
+    assert abs(heard["last_seen"] - ts) < 0.01 and list(heard["values"]) == ["plug.power"]
 
     # A relay switched by hand is stamped on receipt (stat/ carries no time); the plug's
     # next STATE, measured 40 s earlier by its own clock, is kept, in order, after it,

@@ -74,6 +74,17 @@ def parse_duration(value: Any) -> Duration | None:
     return Duration(float(m.group(1)) * _TIME_UNITS[m.group(2).lower()])
 
 
+def duration_words(seconds: float) -> str:
+    """90 -> '90 s', 5400 -> '90 min', 86400 * 3 -> '3.0 days': a span said in a log line."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
 @dataclasses.dataclass(frozen=True)
 class Problem:
     path: str

@@ -40,6 +40,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from gateway.config.schema import Config
+from gateway.config.validate import duration_words
 
 #: reasons a device's time was not believed (stable: they are metric labels)
 AHEAD = "ahead"
@@ -118,10 +119,11 @@ class DeviceClock:
         offset = ts - received
         if offset > self.ahead:
             return Stamp(received, False, AHEAD,
-                         f"its clock is {_span(offset)} ahead ({self.path} {_excerpt(value)})")
+                         f"its clock is {duration_words(offset)} ahead ({self.path} "
+                         f"{_excerpt(value)})")
         if -offset > self.behind:
             return Stamp(received, False, BEHIND,
-                         f"its clock is {_span(-offset)} behind ({self.path} "
+                         f"its clock is {duration_words(-offset)} behind ({self.path} "
                          f"{_excerpt(value)})")
         return Stamp(ts, True)
 
@@ -178,15 +180,6 @@ def _from_text(text: str, tz: tzinfo, latest: float) -> float | None:
     early, late = min(first, second), max(first, second)
     return late if late <= latest else early
 
-
-def _span(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.0f} days"
 
 
 def _excerpt(value: Any) -> str:

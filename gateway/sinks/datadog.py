@@ -30,7 +30,7 @@ from typing import Any
 
 from gateway.config.schema import DatadogSinkConfig
 from gateway.sinks.base import REFUSES_REQUEST, Outcome, Sink, retry_after_seconds
-from gateway.sinks.http import HttpPoster, excerpt, safe_url
+from gateway.sinks.http import HttpPoster, excerpt, probe_verdict, safe_url
 from gateway.store.outbox import Row
 
 MAX_COMPRESSED = 500 * 1024
@@ -303,15 +303,12 @@ class DatadogSink(Sink):
             probe = self._batch[-1]
         if probe is not None:
             body, headers = self._encode([probe])
-            res = await self.poster.post(self.url, body, headers)
-            if res.error:
-                return Outcome.failed(res.error)
-            if 200 <= res.status < 300:
+            verdict = probe_verdict(await self.poster.post(self.url, body, headers), self.url)
+            if verdict is True:
                 self._proven = True
                 return None
-            if res.status >= 500 or res.status == 429:
-                return Outcome.failed(f"HTTP {res.status} from {safe_url(self.url)}: "
-                                      f"{excerpt(res.text)}")
+            if verdict is not False:
+                return verdict
         return Outcome.held(f"{what} (every request is refused, whatever series it holds: "
                             "check site, url and api; the readings are kept)")
 

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
+from gateway.sinks.base import Outcome
+
 
 def safe_url(url: str) -> str:
     """The URL without user:password@ and query, fit for logs and status."""
@@ -69,3 +71,17 @@ class HttpPoster:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def probe_verdict(res: PostResult, url: str) -> bool | Outcome:
+    """What a destination's answer to a probe says after a 400 (see the influx and
+    datadog sinks): True, it took the probe (so the 400 was about the readings);
+    False, it refused that too (so every request is refused: hold the sink); or a
+    failure to retry later when it gave no verdict (no answer, 5xx, 429)."""
+    if res.error:
+        return Outcome.failed(res.error)
+    if 200 <= res.status < 300:
+        return True
+    if res.status >= 500 or res.status == 429:
+        return Outcome.failed(f"HTTP {res.status} from {safe_url(url)}: {excerpt(res.text)}")
+    return False

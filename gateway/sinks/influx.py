@@ -28,7 +28,7 @@ import aiohttp
 
 from gateway.config.schema import InfluxSinkConfig
 from gateway.sinks.base import REFUSES_REQUEST, Outcome, Sink, retry_after_seconds
-from gateway.sinks.http import HttpPoster, PostResult, excerpt, safe_url
+from gateway.sinks.http import HttpPoster, PostResult, excerpt, probe_verdict, safe_url
 from gateway.sinks.lineprotocol import line, series_prefix
 from gateway.store.outbox import Row, SeriesInfo
 
@@ -169,15 +169,12 @@ class InfluxSink(Sink):
         else:
             probe = None  # one reading, refused: nothing else to tell by
         if probe is not None:
-            res = await self._post([probe], budget.left())
-            if res.error:
-                return Outcome.failed(res.error)
-            if 200 <= res.status < 300:
+            verdict = probe_verdict(await self._post([probe], budget.left()), self.url)
+            if verdict is True:
                 budget.proven = True
                 return None
-            if res.status >= 500 or res.status == 429:
-                return Outcome.failed(f"HTTP {res.status} from {safe_url(self.url)}: "
-                                      f"{excerpt(res.text)}")
+            if verdict is not False:
+                return verdict
         return Outcome.held(f"{what} (every request is refused, whatever reading it holds: "
                             "check url, api, database or bucket; the readings are kept)")
 

@@ -39,6 +39,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.config.schema import MqttSection
+from gateway.config.validate import duration_words
 from gateway.model import RawMessage
 from gateway.mqttclient import configure, log_connect_failure
 from gateway.stats import Stats
@@ -165,8 +166,8 @@ class MqttSource:
                 "mqtt.session_expiry (%s), so the broker dropped the session and what was "
                 "published for the gateway in that time is lost. Raise mqtt.session_expiry "
                 "(and the broker's max_session_expiry_interval / persistent_client_expiration) "
-                "if it may be away that long", where, self.client_id, _span(away),
-                _span(expiry))
+                "if it may be away that long", where, self.client_id, duration_words(away),
+                duration_words(expiry))
             return
         self.stats.inc("gateway.mqtt_session_lost", reason="forgotten")
         log.warning(
@@ -175,7 +176,7 @@ class MqttSource:
             "(the broker did not queue them). Check the broker keeps sessions: Mosquitto needs "
             "`persistence true` and a persistence_location that survives restarts, and its "
             "`persistent_client_expiration` must be longer than the gateway may be away%s",
-            where, self.client_id, _span(away),
+            where, self.client_id, duration_words(away),
             "" if self.v5 else " (with MQTT 3.1.1 the broker alone decides how long)")
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
@@ -277,15 +278,6 @@ class _SessionRecord:
         if now - self._saved >= RECORD_EVERY or now < self._saved:
             self.save(now)
 
-
-def _span(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
 
 
 class _Acker:
