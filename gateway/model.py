@@ -1,11 +1,12 @@
-"""The one record that flows through the gateway: a tagged metric Reading.
+"""The records that flow through the gateway: what a source hands on (RawMessage),
+a tagged metric (Reading), and a stored reading as sinks get it (Row, with its
+SeriesInfo and, for a compacted row, its Rollup).
 
 This module imports nothing of the project, so every layer can use it.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -16,9 +17,7 @@ Priority = Literal["critical", "high", "normal", "low"]
 #: sum (a count of events), changes (a state: only runs of one value are folded).
 RollupKind = Literal["mean", "last", "sum", "changes"]
 
-METRIC_TYPES: tuple[str, ...] = ("gauge", "count", "rate")
 PRIORITIES: tuple[str, ...] = ("critical", "high", "normal", "low")
-ROLLUP_KINDS: tuple[str, ...] = ("mean", "last", "sum", "changes")
 
 
 @dataclass(slots=True)
@@ -71,13 +70,95 @@ class RawMessage:
     retained: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class SeriesInfo:
+    metric: str
+    type: str
+    unit: str
+    priority: str
+    tags: dict[str, str]
+    rollup: str = "mean"
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """What a compacted row stands for: `samples` readings from its `ts` to `last_ts_ms`.
+
+    The row's own value is the mean (levels), the last value (running totals) or
+    the sum (counts) of those readings, by its series' rollup kind.
+    """
+
+    samples: int
+    min: float
+    max: float
+    last: float
+    last_ts_ms: int
+
+    @property
+    def last_ts(self) -> float:
+        return self.last_ts_ms / 1000.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"samples": self.samples, "min": self.min, "max": self.max, "last": self.last,
+                "until": self.last_ts}
+
+    def companions(self, kind: str) -> list[tuple[str, float]]:
+        """Extra values a sink sends beside the row's value, as (name suffix, value).
+
+        A mean gets min, max and last; a running total min and max (its value is
+        the last); a count only how many readings it sums; a folded state only
+        how many reports it stands for.
+        """
+        if kind == "mean":
+            return [("min", self.min), ("max", self.max), ("last", self.last),
+                    ("samples", float(self.samples))]
+        if kind == "last":
+            return [("min", self.min), ("max", self.max), ("samples", float(self.samples))]
+        return [("samples", float(self.samples))]
+
+
+@dataclass(slots=True)
+class Row:
+    """A stored reading with its row id (what a sink's cursor counts).
+
+    `series` identifies metric + tags + unit + type + priority, so sinks can
+    cache what they make of a series; `ts_ms` is unique per series. A row made
+    by compaction carries its `rollup`; `samples` is how many readings it holds.
+    Not frozen: a frozen dataclass's __init__ costs twice as much, and a sink reads
+    a million of these a minute while draining. Treat it as read-only.
+    """
+
+    id: int
+    series: int
+    ts_ms: int
+    value: float
+    info: SeriesInfo
+    rollup: Rollup | None = None
+
+    @property
+    def ts(self) -> float:
+        return self.ts_ms / 1000.0
+
+    @property
+    def samples(self) -> int:
+        return self.rollup.samples if self.rollup is not None else 1
+
+    @property
+    def reading(self) -> Reading:
+        i = self.info
+        return Reading(i.metric, self.value, self.ts, i.type, i.unit, i.tags,  # type: ignore[arg-type]
+                       i.priority, i.rollup)  # type: ignore[arg-type]
+
+    def as_dict(self) -> dict[str, object]:
+        """The reading as JSON sinks write it, with `rollup` on compacted rows."""
+        out = self.reading.as_dict()
+        if self.rollup is not None:
+            out["rollup"] = self.rollup.as_dict()
+        return out
+
+
 def rollup_kind(metric_type: str, rollup: str | None) -> str:
     """The rollup a series gets: its own if given, else sum for counts and mean otherwise."""
     if rollup:
         return rollup
     return "sum" if metric_type == "count" else "mean"
-
-
-def is_finite(value: float) -> bool:
-    """NaN and infinities are not readings: no sink can store them faithfully."""
-    return not (math.isnan(value) or math.isinf(value))

@@ -15,12 +15,12 @@ import pytest
 
 from gateway.config.schema import CompactionRule, FileSinkConfig
 from gateway.config.validate import Duration
-from gateway.model import Reading
+from gateway.model import Reading, Row
 from gateway.sinks.jsonlines import FileSink
 from gateway.store.compaction import Compactor
 from gateway.store.inflight import InFlight
 from gateway.store.lock import StoreLock
-from gateway.store.outbox import Outbox, Row
+from gateway.store.outbox import Outbox
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = time.time()

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from gateway.config.schema import DeviceConfig
-from gateway.ingest import Ingest
+from gateway.health.stats import Stats
+from gateway.ingest.pipeline import Ingest
 from gateway.model import RawMessage
 from gateway.profiles.decoder import Decoder
 from gateway.profiles.library import ProfileLibrary
-from gateway.stats import Stats
 from gateway.store.outbox import Outbox
 
 FLOOD = 50

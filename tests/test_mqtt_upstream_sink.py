@@ -95,6 +95,8 @@ def test_readings_are_published_upstream_and_wait_while_it_is_down(mosquitto, up
         assert message["tags"] == {"device": "defib-socket", "gateway": "hall",
                                    "site": "kilnwick", "room": "entrance"}
         assert abs(message["ts"] - time.time()) < 60
+        # The one JSON form of a reading, as the file sink writes it too.
+        assert list(message) == ["metric", "value", "ts", "type", "unit", "tags", "priority"]
         # The gateway's own health goes the same way, under its own name.
         assert watcher.wait(lambda: any(t == "halls/hall/hall" for t, _, _ in watcher.messages),
                             10)

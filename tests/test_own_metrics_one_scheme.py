@@ -16,7 +16,7 @@ from pathlib import Path
 
 from paho.mqtt import publish
 
-from gateway.ownmetrics import CATALOGUE
+from gateway.health.ownmetrics import CATALOGUE
 
 ROOT = Path(__file__).resolve().parents[1]
 USED = re.compile(r'(?:\.inc|\.set|_reading)\(\s*"(gateway\.[a-z_.]+)"')

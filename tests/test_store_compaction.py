@@ -9,10 +9,10 @@ from pathlib import Path
 
 from gateway.config.schema import CompactionRule, StoreSection
 from gateway.config.validate import Bytes, Duration
-from gateway.model import Reading
+from gateway.model import Reading, Row
 from gateway.store.housekeeping import Housekeeper
 from gateway.store.inflight import InFlight
-from gateway.store.outbox import Outbox, Row
+from gateway.store.outbox import Outbox
 
 T0 = 1_790_000_040.0  # a minute boundary
 DAY = 86400.0

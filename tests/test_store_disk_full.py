@@ -9,11 +9,11 @@ from pathlib import Path
 
 from gateway.config.schema import DeviceConfig, StoreSection
 from gateway.config.validate import Bytes
-from gateway.ingest import Ingest
+from gateway.health.stats import Stats
+from gateway.ingest.pipeline import Ingest
 from gateway.model import RawMessage
 from gateway.profiles.decoder import Decoder
 from gateway.profiles.library import ProfileLibrary
-from gateway.stats import Stats
 from gateway.store.outbox import Outbox
 
 

@@ -161,6 +161,12 @@ def config_warnings(config: Config, config_file: str | Path) -> list[Problem]:
     return out
 
 
+def data_dir(config: Config, config_dir: Path) -> Path:
+    """data_dir is relative to the config file's folder, whatever the working directory."""
+    path = Path(os.path.expanduser(config.gateway.data_dir))
+    return path if path.is_absolute() else (config_dir / path).resolve()
+
+
 def config_path(given: str | None, env: Mapping[str, str] | None = None) -> str:
     """The config file to use: --config if given, else $GATEWAY_CONFIG, else DEFAULT_CONFIG."""
     env = os.environ if env is None else env

@@ -182,7 +182,7 @@ def value_maps(library: ProfileLibrary | None = None) -> str:
 
 def own_metrics() -> str:
     """The gateway's own metrics (gateway.ownmetrics), as a table."""
-    from gateway.ownmetrics import CATALOGUE
+    from gateway.health.ownmetrics import CATALOGUE
 
     lines = ["| name | kind | labels | unit | meaning | on /metrics |", "|---|---|---|---|---|---|"]
     for m in CATALOGUE.values():

@@ -141,7 +141,7 @@ class Demo:
         self.out.flush()
 
     async def main(self) -> int:
-        from gateway.service import Gateway
+        from gateway.app.gateway import Gateway
 
         config = load_config(self.config_path)
         gateway = Gateway(config, self.data_dir)

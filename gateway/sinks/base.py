@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from gateway.store.outbox import Row
+from gateway.model import Row
 
 
 @dataclass

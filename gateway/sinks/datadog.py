@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config.schema import DatadogSinkConfig
+from gateway.model import Row
 from gateway.sinks.base import REFUSES_REQUEST, Outcome, Sink, retry_after_seconds
 from gateway.sinks.http import HttpPoster, excerpt, probe_verdict, safe_url
-from gateway.store.outbox import Row
 
 MAX_COMPRESSED = 500 * 1024
 MAX_UNCOMPRESSED = 5 * 1024 * 1024

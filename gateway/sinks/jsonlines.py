@@ -1,8 +1,7 @@
 """File sink: each reading as one JSON line in a local file, rotated by size.
 
-For a gateway with no cloud account, and for `gateway demo`. A line reads
-`{"ts": 1763634900.123, "metric": "plug.power", "value": 38.0, "type": "gauge",
-"unit": "W", "tags": {...}, "priority": "normal"}` (`unit` left out when empty).
+For a gateway with no cloud account, and for `gateway demo`. A line is a reading
+in the gateway's one JSON form (gateway.sinks.jsonform), as the MQTT sink sends it.
 
 A batch is confirmed only once its lines are written and flushed to the file
 and, with `fsync: true`, on the disk. A write that fails (no space, no
@@ -30,13 +29,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
-
-import orjson
 
 from gateway.config.schema import FileSinkConfig
+from gateway.model import Row
 from gateway.sinks.base import Outcome, Sink
-from gateway.store.outbox import Row
+from gateway.sinks.jsonform import JsonForm, reading_json
 
 log = logging.getLogger("gateway.sink.file")
 
@@ -45,16 +42,7 @@ _OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
 def line_for(row: Row) -> bytes:
     """One reading as a JSON line (newline included)."""
-    info = row.info
-    obj: dict[str, Any] = {"ts": row.ts_ms / 1000, "metric": info.metric,
-                           "value": row.value, "type": info.type}
-    if info.unit:
-        obj["unit"] = info.unit
-    obj["tags"] = info.tags
-    obj["priority"] = info.priority
-    if row.rollup is not None:
-        obj["rollup"] = row.rollup.as_dict()
-    return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
+    return reading_json(row) + b"\n"
 
 
 class FileSink(Sink):
@@ -69,6 +57,7 @@ class FileSink(Sink):
         self.path = path
         self._fd: int | None = None
         self._size = 0
+        self._json = JsonForm()
         # A send abandoned on timeout keeps running in its thread; the next one waits.
         self._lock = threading.Lock()
 
@@ -86,7 +75,8 @@ class FileSink(Sink):
         return await asyncio.to_thread(self._send, rows)
 
     def _send(self, rows: Sequence[Row]) -> Outcome:
-        lines = [line_for(r) for r in rows]
+        encode = self._json.encode
+        lines = [encode(r) + b"\n" for r in rows]
         limit = self.config.max_bytes
         done = 0
         with self._lock:

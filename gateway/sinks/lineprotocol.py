@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from gateway.store.outbox import SeriesInfo
+from gateway.model import SeriesInfo
 
 _MEASUREMENT = str.maketrans({",": "\\,", " ": "\\ ", "\n": "\\n", "\\": "\\\\"})
 _KEY = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ ", "\n": "\\n", "\\": "\\\\"})

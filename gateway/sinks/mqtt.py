@@ -1,4 +1,5 @@
-"""Upstream MQTT sink: each reading is published as JSON with QoS 1.
+"""Upstream MQTT sink: each reading is published as JSON with QoS 1
+(gateway.sinks.jsonform: the same JSON as the file sink writes).
 
 A reading counts as delivered only when the upstream broker has answered its
 PUBLISH with PUBACK. The topic comes from a template such as
@@ -14,13 +15,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import orjson
 import paho.mqtt.client as mqtt
 
 from gateway.config.schema import MqttSinkConfig
-from gateway.mqttclient import configure, log_connect_failure
+from gateway.model import Row
+from gateway.net.mqtt import configure, log_connect_failure
 from gateway.sinks.base import Outcome, Sink
-from gateway.store.outbox import Row
+from gateway.sinks.jsonform import JsonForm
 
 log = logging.getLogger("gateway.sink.mqtt")
 
@@ -35,33 +36,6 @@ def topic_for(template: str, row: Row) -> str:
     values["metric"] = row.info.metric
     topic = string.Formatter().vformat(template, (), values)
     return topic.replace("+", "_").replace("#", "_")
-
-
-def payload_for(row: Row) -> bytes:
-    """The reading as JSON; a compacted row also carries `rollup` (samples, min, max...)."""
-    return orjson.dumps(row.as_dict())
-
-
-class _Series:
-    """What every reading of one series shares: its topic, and its JSON around the value
-    and time (a payload is then two numbers between cached bytes: a sink on a Pi sends
-    one message per reading, and building each whole cost more than publishing it)."""
-
-    __slots__ = ("head", "middle", "tail", "topic")
-
-    def __init__(self, template: str, row: Row) -> None:
-        self.topic = topic_for(template, row)
-        whole = orjson.dumps(row.as_dict())
-        value, ts = orjson.dumps(row.value), orjson.dumps(row.ts)
-        # {"metric":…,"value":V,"ts":T,"type":… — the order as_dict gives.
-        head, _, rest = whole.partition(b',"value":' + value + b',"ts":' + ts)
-        self.head = head + b',"value":'
-        self.middle = b',"ts":'
-        self.tail = rest
-
-    def payload(self, row: Row) -> bytes:
-        return (self.head + orjson.dumps(row.value) + self.middle + orjson.dumps(row.ts)
-                + self.tail)
 
 
 #: CONNACK reasons (MQTT 5 and 3.1.1, as paho names them) that refuse our credentials
@@ -90,7 +64,8 @@ class MqttSink(Sink):
         self.refused = False
         self.why_not_connected = "not connected yet"
         self.where = f"{config.host}:{config.port}"
-        self._series: dict[int, _Series] = {}
+        self._json = JsonForm()
+        self._topics: dict[int, str] = {}
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any,
                     properties: Any) -> None:
@@ -130,15 +105,14 @@ class MqttSink(Sink):
             why = f"not connected to upstream broker {self.where}: {self.why_not_connected}"
             return Outcome.held(why) if self.refused else Outcome.failed(why)
         infos = []
-        series = self._series
+        topics, encode = self._topics, self._json.encode
         for row in rows:
-            known = series.get(row.series)
-            if known is None:
-                if len(series) > 100000:
-                    series.clear()
-                known = series[row.series] = _Series(self.config.topic, row)
-            body = known.payload(row) if row.rollup is None else payload_for(row)
-            info = self.client.publish(known.topic, body, qos=1, retain=self.config.retain)
+            topic = topics.get(row.series)
+            if topic is None:
+                if len(topics) >= 100000:
+                    topics.clear()
+                topic = topics[row.series] = topic_for(self.config.topic, row)
+            info = self.client.publish(topic, encode(row), qos=1, retain=self.config.retain)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 break
             infos.append(info)

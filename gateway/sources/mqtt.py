@@ -40,9 +40,9 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.config.schema import MqttSection
 from gateway.config.validate import duration_words
+from gateway.health.stats import Stats
 from gateway.model import RawMessage
-from gateway.mqttclient import configure, log_connect_failure
-from gateway.stats import Stats
+from gateway.net.mqtt import configure, log_connect_failure
 
 log = logging.getLogger("gateway.mqtt")
 

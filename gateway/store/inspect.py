@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.model import Rollup, Row
 from gateway.store.bounds import measure
-from gateway.store.outbox import DB_NAME, Outbox, Rollup, Row
+from gateway.store.outbox import DB_NAME, Outbox
 from gateway.store.schema import READINGS, SCHEMA_VERSION, highest_id, merged, schema_version
 
 EXPORT_CHUNK = 2000

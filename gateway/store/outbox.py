@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.model import Reading, rollup_kind
+from gateway.model import Reading, Rollup, Row, SeriesInfo, rollup_kind
 from gateway.store.schema import (
     READINGS,
     add_loss,
@@ -34,93 +34,6 @@ from gateway.store.schema import (
 
 DB_NAME = "gateway.db"
 _PURGE_CHUNK = 50000
-
-
-@dataclass(frozen=True, slots=True)
-class SeriesInfo:
-    metric: str
-    type: str
-    unit: str
-    priority: str
-    tags: dict[str, str]
-    rollup: str = "mean"
-
-
-@dataclass(frozen=True, slots=True)
-class Rollup:
-    """What a compacted row stands for: `samples` readings from its `ts` to `last_ts_ms`.
-
-    The row's own value is the mean (levels), the last value (running totals) or
-    the sum (counts) of those readings, by its series' rollup kind.
-    """
-
-    samples: int
-    min: float
-    max: float
-    last: float
-    last_ts_ms: int
-
-    @property
-    def last_ts(self) -> float:
-        return self.last_ts_ms / 1000.0
-
-    def as_dict(self) -> dict[str, float | int]:
-        return {"samples": self.samples, "min": self.min, "max": self.max, "last": self.last,
-                "until": self.last_ts}
-
-    def companions(self, kind: str) -> list[tuple[str, float]]:
-        """Extra values a sink sends beside the row's value, as (name suffix, value).
-
-        A mean gets min, max and last; a running total min and max (its value is
-        the last); a count only how many readings it sums; a folded state only
-        how many reports it stands for.
-        """
-        if kind == "mean":
-            return [("min", self.min), ("max", self.max), ("last", self.last),
-                    ("samples", float(self.samples))]
-        if kind == "last":
-            return [("min", self.min), ("max", self.max), ("samples", float(self.samples))]
-        return [("samples", float(self.samples))]
-
-
-@dataclass(slots=True)
-class Row:
-    """A stored reading with its row id (what a sink's cursor counts).
-
-    `series` identifies metric + tags + unit + type + priority, so sinks can
-    cache what they make of a series; `ts_ms` is unique per series. A row made
-    by compaction carries its `rollup`; `samples` is how many readings it holds.
-    Not frozen: a frozen dataclass's __init__ costs twice as much, and a sink reads
-    a million of these a minute while draining. Treat it as read-only.
-    """
-
-    id: int
-    series: int
-    ts_ms: int
-    value: float
-    info: SeriesInfo
-    rollup: Rollup | None = None
-
-    @property
-    def ts(self) -> float:
-        return self.ts_ms / 1000.0
-
-    @property
-    def samples(self) -> int:
-        return self.rollup.samples if self.rollup is not None else 1
-
-    @property
-    def reading(self) -> Reading:
-        i = self.info
-        return Reading(i.metric, self.value, self.ts, i.type, i.unit, i.tags,  # type: ignore[arg-type]
-                       i.priority, i.rollup)  # type: ignore[arg-type]
-
-    def as_dict(self) -> dict[str, object]:
-        """The reading as JSON sinks write it, with `rollup` on compacted rows."""
-        out = self.reading.as_dict()
-        if self.rollup is not None:
-            out["rollup"] = self.rollup.as_dict()
-        return out
 
 
 @dataclass(frozen=True)

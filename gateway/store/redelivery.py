@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from gateway.store.outbox import Outbox, Row
+from gateway.model import Row
+from gateway.store.outbox import Outbox
 from gateway.store.schema import add_loss, transaction
 
 

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gateway.app.gateway import Gateway
 from gateway.config.load import parse_config
-from gateway.service import Gateway
 
 
 class TestClock:

@@ -84,7 +84,7 @@ def locate(args: argparse.Namespace) -> StoreLocation:
     if args.data_dir is not None:
         folder = Path(os.path.expanduser(args.data_dir)).resolve()
         return StoreLocation(folder, StoreSection(), "--data-dir", args.data_dir)
-    from gateway.service import data_dir
+    from gateway.config.load import data_dir
 
     path = config_path(args.config)
     try:

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway import __version__
+from gateway.app.httpapi import StatusServer
+from gateway.config.load import data_dir
 from gateway.config.schema import (
     Config,
     DatadogSinkConfig,
@@ -30,20 +32,19 @@ from gateway.config.schema import (
     InfluxSinkConfig,
     SinkConfig,
 )
-from gateway.forward import Backoff, Forwarder
-from gateway.httpapi import StatusServer
-from gateway.ingest import Ingest
+from gateway.forward.forwarder import Backoff, Forwarder
+from gateway.health.selfmetrics import SelfMetrics
+from gateway.health.stats import Stats
+from gateway.ingest.pipeline import Ingest
 from gateway.profiles.decoder import Decoder
 from gateway.profiles.devicetime import TimePolicy
 from gateway.profiles.library import ProfileLibrary
-from gateway.selfmetrics import SelfMetrics
 from gateway.sinks.base import Sink
 from gateway.sinks.datadog import DatadogSink
 from gateway.sinks.influx import InfluxSink
 from gateway.sinks.jsonlines import FileSink
 from gateway.sinks.mqtt import MqttSink
 from gateway.sources.mqtt import SESSION_RECORD, MqttSource
-from gateway.stats import Stats
 from gateway.store.inflight import InFlight
 from gateway.store.lock import StoreBusy, StoreLock
 from gateway.store.outbox import Backlog, Outbox
@@ -67,12 +68,6 @@ def make_sink(config: SinkConfig, gateway_name: str, clock: Callable[[], float],
         return FileSink(config, path if path.is_absolute() else (state_dir / path).resolve(),
                         clock)
     return MqttSink(config, gateway_name, clock)
-
-
-def data_dir(config: Config, config_dir: Path) -> Path:
-    """data_dir is relative to the config file's folder, whatever the working directory."""
-    path = Path(os.path.expanduser(config.gateway.data_dir))
-    return path if path.is_absolute() else (config_dir / path).resolve()
 
 
 class Gateway:

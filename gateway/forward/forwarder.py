@@ -20,12 +20,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gateway.health.stats import Stats
+from gateway.model import Row
 from gateway.sinks.base import Outcome, Sink
-from gateway.stats import Stats
 from gateway.store import redelivery
 from gateway.store.errors import classify
 from gateway.store.inflight import InFlight
-from gateway.store.outbox import Outbox, Row
+from gateway.store.outbox import Outbox
 
 log = logging.getLogger("gateway.forward")
 

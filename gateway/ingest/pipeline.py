@@ -57,7 +57,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config.schema import StoreSection
-from gateway.logthrottle import Throttled
+from gateway.health.stats import Stats
+from gateway.ingest.logthrottle import Throttled
 from gateway.model import RawMessage, Reading
 from gateway.profiles.decoder import (
     DECODED,
@@ -69,8 +70,7 @@ from gateway.profiles.decoder import (
     Decoder,
     unstorable,
 )
-from gateway.state import LatestValues
-from gateway.stats import Stats
+from gateway.state.latest import LatestValues
 from gateway.store.bounds import Space
 from gateway.store.errors import StoreFault, classify
 from gateway.store.housekeeping import Housekeeper, Round

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gateway import __version__, storecli
+from gateway import __version__
+from gateway.cli import store as storecli
 from gateway.config.load import CONFIG_ENV, DEFAULT_CONFIG, config_path, load_config
 from gateway.config.schema import Config, DeviceConfig
 from gateway.config.validate import ConfigError, build
@@ -40,7 +41,7 @@ def _config_or_exit(given: str | None) -> tuple[Config, Path]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from gateway.service import run_forever
+    from gateway.app.gateway import run_forever
 
     config, folder = _config_or_exit(args.config)
     return run_forever(config, folder, config_path(args.config))
@@ -174,7 +175,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from gateway.status import EXIT_UNKNOWN, gather, render_status
+    from gateway.cli.status import EXIT_UNKNOWN, gather, render_status
 
     try:
         config, folder = _config_or_exit(args.config)
@@ -189,8 +190,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from gateway.cli.replay import replay
     from gateway.profiles.library import ProfileLibrary
-    from gateway.replay import replay
 
     config, folder = _config_or_exit(args.config)
     if config.sinks and not args.force:

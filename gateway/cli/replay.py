@@ -20,7 +20,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from gateway.config.schema import Config, DeviceConfig
-from gateway.mqttclient import configure
+from gateway.net.mqtt import configure
 from gateway.profiles.examples import payload_bytes
 from gateway.profiles.library import ProfileLibrary
 

@@ -31,7 +31,7 @@ SINK_TROUBLE = ("retrying", "held")
 
 def gather(config: Config, config_dir: Path) -> tuple[dict[str, Any], int]:
     """The status to show and the exit code that goes with it."""
-    from gateway.service import data_dir
+    from gateway.config.load import data_dir
 
     folder = data_dir(config, config_dir)
     pid = holder(folder)

@@ -12,9 +12,9 @@ import resource
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gateway.health.ownmetrics import CATALOGUE
+from gateway.health.stats import Labels, Stats
 from gateway.model import Reading
-from gateway.ownmetrics import CATALOGUE
-from gateway.stats import Labels, Stats
 from gateway.store.outbox import Backlog
 
 
