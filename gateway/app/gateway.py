@@ -17,13 +17,12 @@ import asyncio
 import logging
 import os
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gateway import __version__
 from gateway.app.httpapi import StatusServer
+from gateway.clock import Clock
 from gateway.config.load import data_dir
 from gateway.config.schema import (
     Config,
@@ -53,7 +52,7 @@ from gateway.store.recovery import check_and_recover
 log = logging.getLogger("gateway")
 
 
-def make_sink(config: SinkConfig, gateway_name: str, clock: Callable[[], float],
+def make_sink(config: SinkConfig, gateway_name: str, clock: Clock,
               state_dir: Path = Path(".")) -> Sink:
     """The sink for one `sinks[]` entry; a file sink's relative path is inside `state_dir`."""
     if isinstance(config, InfluxSinkConfig):
@@ -74,10 +73,10 @@ class Gateway:
     """One gateway process."""
 
     def __init__(self, config: Config, config_dir: Path = Path("."),
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Clock | None = None) -> None:
         self.config = config
-        self.clock = clock
-        self.started = clock()
+        self.clock = clock = clock or Clock(config.gateway.timezone)
+        self.started = clock.now()
         self.data_dir = data_dir(config, config_dir)
         self.stats = Stats()
         self.library = ProfileLibrary.for_config(config, config_dir)
@@ -112,7 +111,7 @@ class Gateway:
         self._stop = asyncio.Event()
 
     def _outbox(self) -> Outbox:
-        return Outbox(self.data_dir, self.config.store.durability)
+        return Outbox(self.data_dir, self.config.store.durability, clock=self.clock)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -127,7 +126,7 @@ class Gateway:
 
     async def _run(self) -> None:
         salvage = await asyncio.to_thread(check_and_recover, self.data_dir,
-                                          self.config.store.check_on_start)
+                                          self.config.store.check_on_start, None, self.clock)
         if salvage is not None:
             self.stats.inc("gateway.store_recovered")
             lost = max(salvage.lost.values(), default=0)
@@ -226,15 +225,15 @@ class Gateway:
         while True:
             await self._refresh_store_figures(reader)
             self.source.tick()
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if now >= due:
                 due = now + interval
-                readings = self.self_metrics.collect(self.stats, self.backlogs, self.clock())
+                readings = self.self_metrics.collect(self.stats, self.backlogs, self.clock.now())
                 self.ingest.submit_readings(readings)
-            await asyncio.sleep(min(2.0, interval))
+            await self.clock.asleep(min(2.0, interval))
 
     def _prometheus_extra(self) -> list[tuple[str, dict[str, str], float]]:
-        now = self.clock()
+        now = self.clock.now()
         out = []
         for b in self.backlogs:
             out.append(("gateway.backlog_rows", {"sink": b.sink}, float(b.rows)))
@@ -259,7 +258,7 @@ class Gateway:
     def status(self) -> dict[str, Any]:
         """What `gateway status` shows for a running gateway."""
         s = self.stats
-        now = self.clock()
+        now = self.clock.now()
         backlog = {b.sink: b for b in self.backlogs}
         sinks = []
         for f in self.forwarders:
@@ -347,6 +346,7 @@ RECOVERY_WINDOW = 3600.0
 def run_forever(config: Config, config_dir: Path, config_file: str | None = None) -> int:
     """Run the gateway until SIGTERM or SIGINT. Returns the exit status."""
     recoveries: list[float] = []
+    clock = Clock(config.gateway.timezone)
     if config_file is not None:
         from gateway.config.load import config_warnings
 
@@ -356,7 +356,7 @@ def run_forever(config: Config, config_dir: Path, config_file: str | None = None
     async def main() -> int:
         loop = asyncio.get_running_loop()
         while True:
-            gateway = Gateway(config, config_dir)
+            gateway = Gateway(config, config_dir, clock)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, gateway.request_stop)
             try:
@@ -366,7 +366,7 @@ def run_forever(config: Config, config_dir: Path, config_file: str | None = None
                 return 1
             if not gateway.restart_for_recovery:
                 return 0
-            now = time.monotonic()
+            now = clock.monotonic()
             recoveries[:] = [t for t in recoveries if now - t < RECOVERY_WINDOW] + [now]
             if len(recoveries) > RECOVERY_LIMIT:
                 log.critical("the store was damaged %d times within %.0f minutes: the disk may "

@@ -19,6 +19,7 @@ from typing import Any
 
 from gateway import __version__
 from gateway.cli import store as storecli
+from gateway.clock import SYSTEM
 from gateway.config.load import CONFIG_ENV, DEFAULT_CONFIG, config_path, load_config
 from gateway.config.schema import Config, DeviceConfig
 from gateway.config.validate import ConfigError, build
@@ -128,7 +129,6 @@ class _Usage(Exception):
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    import time
 
     from gateway.profiles.codes import coded_metrics, meanings
     from gateway.profiles.decoder import Decoder
@@ -153,7 +153,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     # decoder as they would from a device, instead of failing to encode here.
     payload = os.fsencode(args.payload) if args.payload is not None else \
         sys.stdin.buffer.read()
-    decoded = Decoder([device], library, gateway, tags).decode(args.topic, payload, time.time())
+    decoded = Decoder([device], library, gateway, tags).decode(args.topic, payload, SYSTEM.now())
     coded = coded_metrics(profile, device.params)
     for r in decoded.readings:
         line = r.as_dict()

@@ -13,12 +13,12 @@ import json
 import logging
 import random
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from gateway.clock import SYSTEM
 from gateway.config.schema import Config, DeviceConfig
 from gateway.net.mqtt import configure
 from gateway.profiles.examples import payload_bytes
@@ -82,7 +82,7 @@ def replay(config: Config, library: ProfileLibrary, every: float, rounds: int) -
                     sent += 1
             log.info("replay round %d: %d message(s) published so far", n, sent)
             if rounds == 0 or n < rounds:
-                time.sleep(every)
+                SYSTEM.sleep(every)
     finally:
         client.disconnect()
         client.loop_stop()

@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from gateway.clock import SYSTEM
 from gateway.config.schema import Config
 from gateway.store.bounds import measure
 from gateway.store.inspect import StoreUnreadable, open_readonly
@@ -104,7 +105,7 @@ def stored_status(config: Config, data_dir: Path) -> dict[str, Any]:
         status["error"] = str(exc)
         return status
     try:
-        now = time.time()
+        now = SYSTEM.now()
         losses = outbox.losses()
         status["stored_rows"] = outbox.stored_rows()
         space = measure(outbox.conn, outbox.path, config.store.max_bytes,
@@ -256,7 +257,7 @@ def render_status(s: dict[str, Any]) -> str:
         lines.extend(_recent_problems(ing.get("recent_problems") or []))
     devices = s.get("devices")
     if devices:
-        lines.extend(_devices(devices, time.time()))
+        lines.extend(_devices(devices, SYSTEM.now()))
     lines.append("  sinks:")
     for k in s.get("sinks", []):
         head = f"    {k['name']}"

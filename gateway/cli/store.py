@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
+from gateway.clock import SYSTEM
 from gateway.config.load import CONFIG_ENV, DEFAULT_CONFIG, config_path, load_config
 from gateway.config.schema import StoreSection
 from gateway.config.validate import ConfigError, parse_duration
@@ -121,7 +122,7 @@ class ProgressLine:
     `live` false, only the last word (`done`)."""
 
     def __init__(self, stream: IO[str] | None = None, live: bool = True,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = SYSTEM.monotonic) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.live = live
         self.tty = self.stream.isatty()
@@ -335,7 +336,7 @@ def parse_when(text: str, now: float | None = None) -> float:
         ago = parse_duration(text.strip())
         if ago is None:
             raise ValueError(text)
-        return (time.time() if now is None else now) - ago
+        return (SYSTEM.now() if now is None else now) - ago
     return datetime.fromisoformat(text.strip()).timestamp()  # naive: local time
 
 
@@ -492,10 +493,10 @@ def _vacuum(path: Path) -> int:
         else:
             print("the store was made without auto_vacuum=incremental: rewriting it whole "
                   "(VACUUM), which also lets the gateway give space back by itself from now on")
-            started = time.monotonic()
+            started = SYSTEM.monotonic()
 
             def tick() -> int:
-                progress(f"vacuum: rewriting the store ... {time.monotonic() - started:.0f} s")
+                progress(f"vacuum: rewriting the store ... {SYSTEM.monotonic() - started:.0f} s")
                 return 0
 
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # applied by the VACUUM
@@ -505,7 +506,7 @@ def _vacuum(path: Path) -> int:
             finally:
                 conn.set_progress_handler(None, 0)
                 progress.done()
-            print(f"rewritten in {time.monotonic() - started:.1f} s")
+            print(f"rewritten in {SYSTEM.monotonic() - started:.1f} s")
         # In WAL mode the file is cut short when the log is checkpointed.
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     finally:

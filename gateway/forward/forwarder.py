@@ -16,10 +16,10 @@ import asyncio
 import logging
 import random
 import sqlite3
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gateway.clock import SYSTEM, Clock
 from gateway.health.stats import Stats
 from gateway.model import Row
 from gateway.sinks.base import Outcome, Sink
@@ -65,7 +65,7 @@ class Forwarder:
     def __init__(self, sink: Sink, outbox_factory: Callable[[], Outbox], stats: Stats,
                  batch_size: int, timeout: float, backoff: Backoff,
                  poll_interval: float = 5.0, inflight: InFlight | None = None,
-                 max_age: float = 0.0, clock: Callable[[], float] = time.time) -> None:
+                 max_age: float = 0.0, clock: Clock = SYSTEM) -> None:
         self.sink = sink
         self.inflight = inflight or InFlight()
         self.max_age = max_age
@@ -126,7 +126,7 @@ class Forwarder:
                     if self.state not in ("retrying", "held"):
                         self._set_state("idle")
                     await self._idle()
-                    if self.position != self.saved and time.monotonic() >= self._save_due:
+                    if self.position != self.saved and self.clock.monotonic() >= self._save_due:
                         await asyncio.to_thread(self._save, outbox)
                     continue
                 try:
@@ -244,14 +244,14 @@ class Forwarder:
                         classify(exc).explain(exc))
             return
         self.saved = self.position
-        self._save_due = time.monotonic() + CURSOR_SAVE_EVERY
+        self._save_due = self.clock.monotonic() + CURSOR_SAVE_EVERY
         self._unclaim()
 
     async def _deliver(self, rows: list[Row]) -> Outcome:
         """Send the batch, less readings older than this sink's max_age (dropped, counted)."""
         if not self.max_age:
             return await self._send(rows)
-        oldest = self.clock() - self.max_age
+        oldest = self.clock.now() - self.max_age
         fresh = [r for r in rows if r.ts >= oldest]
         if len(fresh) == len(rows):
             return await self._send(rows)
@@ -274,7 +274,7 @@ class Forwarder:
         return outcome
 
     async def _send(self, rows: list) -> Outcome:
-        started = time.monotonic()
+        started = self.clock.monotonic()
         try:
             outcome = await asyncio.wait_for(self.sink.send(rows), self.timeout)
         except TimeoutError:
@@ -282,7 +282,7 @@ class Forwarder:
         except Exception as exc:  # a sink bug must not kill forwarding for good
             log.exception("sink %s: unexpected error", self.sink.name)
             outcome = Outcome.failed(f"unexpected error: {type(exc).__name__}: {exc}")
-        self.stats.set("gateway.sink_last_send_seconds", time.monotonic() - started,
+        self.stats.set("gateway.sink_last_send_seconds", self.clock.monotonic() - started,
                        sink=self.sink.name)
         return outcome
 
@@ -313,10 +313,10 @@ class Forwarder:
             outbox.record(name, by_reason, outcome.dropped, upto)
             if upto is not None:
                 self.position = self.saved = upto
-                self._save_due = time.monotonic() + CURSOR_SAVE_EVERY
+                self._save_due = self.clock.monotonic() + CURSOR_SAVE_EVERY
         elif upto is not None:
             self.position = upto
-            if time.monotonic() >= self._save_due:
+            if self.clock.monotonic() >= self._save_due:
                 self._save(outbox)
         for reason, dead_rows in by_reason.items():
             n = sum(r.samples for r in dead_rows)
@@ -338,7 +338,7 @@ class Forwarder:
         self.new_data.clear()
         timeout = self.poll_interval
         if self.position != self.saved:
-            timeout = max(0.0, min(timeout, self._save_due - time.monotonic()))
+            timeout = max(0.0, min(timeout, self._save_due - self.clock.monotonic()))
         waits = [asyncio.ensure_future(self.new_data.wait()),
                  asyncio.ensure_future(self.wakeup.wait())]
         try:

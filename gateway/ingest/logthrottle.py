@@ -9,15 +9,16 @@ stops is never left looking like one line.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
+
+from gateway.clock import SYSTEM
 
 
 class Throttled:
     """Logs a message at most once per `interval` seconds per key, counting the rest."""
 
     def __init__(self, logger: logging.Logger, interval: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = SYSTEM.monotonic) -> None:
         self.logger = logger
         self.interval = interval
         self.clock = clock

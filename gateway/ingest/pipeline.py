@@ -50,12 +50,12 @@ import logging
 import queue
 import sqlite3
 import threading
-import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.clock import SYSTEM, Clock
 from gateway.config.schema import StoreSection
 from gateway.health.stats import Stats
 from gateway.ingest.logthrottle import Throttled
@@ -132,7 +132,7 @@ class Ingest:
                  commit_interval: float = 1.0, commit_rows: int = 5000,
                  window: int = 2000, store: StoreSection | None = None,
                  inflight: InFlight | None = None,
-                 clock: Callable[[], float] = time.time, log_interval: float = 60.0) -> None:
+                 clock: Clock = SYSTEM, log_interval: float = 60.0) -> None:
         self._outbox_factory = outbox_factory
         self.decoder = decoder
         self.stats = stats
@@ -146,7 +146,7 @@ class Ingest:
         self._slots = threading.Semaphore(self.window)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._throttle = Throttled(log, log_interval)
+        self._throttle = Throttled(log, log_interval, clock.monotonic)
         # The last message of each of the last few (topic, reason) kinds that were not
         # fully decoded, unknown topics aside: by kind, so a flood of one kind does
         # not push a rare one (a decoder_error) out of sight.
@@ -223,19 +223,19 @@ class Ingest:
                                        self.inflight, self.clock, outbox.flush)
         if self.store_ok.is_set():
             self.stats.set("gateway.store_writable", 1)
-        next_round = time.monotonic()
+        next_round = self.clock.monotonic()
         stopping = False
         try:
             while not stopping:
                 batch = _Batch()
-                wait = min(next_round - time.monotonic(), self._throttle.due_in())
+                wait = min(next_round - self.clock.monotonic(), self._throttle.due_in())
                 stopping = self._fill(batch, max(0.0, wait))
                 if (batch.messages or batch.readings) and not self._finish(outbox, batch):
                     return
                 self._throttle.flush()  # held-back warnings are told even if none follow
-                if time.monotonic() >= next_round and not stopping:
+                if self.clock.monotonic() >= next_round and not stopping:
                     busy = self._housekeep(outbox)
-                    next_round = time.monotonic() + (HOUSEKEEPING_BUSY if busy
+                    next_round = self.clock.monotonic() + (HOUSEKEEPING_BUSY if busy
                                                      else HOUSEKEEPING_EVERY)
         except sqlite3.Error as exc:
             fault = classify(exc)
@@ -273,7 +273,7 @@ class Ingest:
             item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
         except queue.Empty:
             return False
-        deadline = time.monotonic() + self.commit_interval
+        deadline = self.clock.monotonic() + self.commit_interval
         half_window = max(1, self.window // 2)
         while True:
             if item is _STOP:
@@ -281,7 +281,7 @@ class Ingest:
             self._take(item, batch)
             if len(batch.readings) >= self.commit_rows or batch.messages >= half_window:
                 return False
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self.clock.monotonic()
             # A broker that lets fewer messages wait for their acknowledgement than we
             # would take (Mosquitto's max_inflight_messages, 20 by default) stops
             # sending until we commit: a pause after a run of messages commits early.
@@ -496,11 +496,11 @@ class Ingest:
 
     def _absorb(self, batch: _Batch, seconds: float) -> bool:
         """Take queued items into the held batch for `seconds`. True when told to stop."""
-        deadline = time.monotonic() + seconds
+        deadline = self.clock.monotonic() + seconds
         while True:
             if self._stopping.is_set():
                 return True
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 return False
             try:

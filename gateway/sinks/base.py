@@ -8,10 +8,10 @@ or why it must wait or stop. It knows nothing of sources, profiles or the store.
 from __future__ import annotations
 
 import abc
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from gateway.clock import SYSTEM, Clock
 from gateway.model import Row
 
 
@@ -63,7 +63,7 @@ class Sink(abc.ABC):
     #: what counts as delivered, in words shown by `gateway status`
     confirms: str = ""
 
-    def __init__(self, name: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, name: str, clock: Clock = SYSTEM) -> None:
         self.name = name
         self.clock = clock
 

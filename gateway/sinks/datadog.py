@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.clock import SYSTEM, Clock
 from gateway.config.schema import DatadogSinkConfig
 from gateway.model import Row
 from gateway.sinks.base import REFUSES_REQUEST, Outcome, Sink, retry_after_seconds
@@ -79,7 +79,7 @@ def _combine(mtype: str, old: float, new: float, n: int) -> float:
 class DatadogSink(Sink):
     confirms = "HTTP 202 from the Datadog metrics intake"
 
-    def __init__(self, config: DatadogSinkConfig, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: DatadogSinkConfig, clock: Clock = SYSTEM) -> None:
         super().__init__(config.name, clock)
         self.config = config
         base = (config.url or f"https://api.{config.site}").rstrip("/")
@@ -141,7 +141,7 @@ class DatadogSink(Sink):
 
     def _group(self, rows: Sequence[Row], outcome: Outcome) -> list[_Series]:
         """Group rows into series, one point per second; set aside stale points."""
-        now = self.clock()
+        now = self.clock.now()
         oldest, newest = now - MAX_AGE + SAFETY, now + MAX_AHEAD - SAFETY
         series: dict[int, _Series] = {}
         for row in rows:
@@ -279,9 +279,9 @@ class DatadogSink(Sink):
             return Outcome.held(what + f" (is the API key right for {where}?)")
         if res.status in REFUSES_REQUEST:
             return Outcome.held(what + " (wrong site or url?)")
-        wait = retry_after_seconds(res.headers.get("Retry-After"), self.clock())
+        wait = retry_after_seconds(res.headers.get("Retry-After"), self.clock.now())
         if wait is None and res.status == 429:
-            wait = retry_after_seconds(res.headers.get("X-RateLimit-Reset"), self.clock())
+            wait = retry_after_seconds(res.headers.get("X-RateLimit-Reset"), self.clock.now())
         return Outcome.failed(what, wait)
 
     async def _prove(self, chunk: list[_Series], what: str) -> Outcome | None:

@@ -20,12 +20,12 @@ again and again, duplicating what had arrived, and never move on.)
 from __future__ import annotations
 
 import gzip
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import aiohttp
 
+from gateway.clock import SYSTEM, Clock
 from gateway.config.schema import InfluxSinkConfig
 from gateway.model import Row, SeriesInfo
 from gateway.sinks.base import REFUSES_REQUEST, Outcome, Sink, retry_after_seconds
@@ -40,15 +40,19 @@ class _Budget:
 
     timeout: float
     batch: list[Row]
-    started: float = field(default_factory=time.monotonic)
+    clock: Clock
+    started: float = 0.0
     proven: bool = False  # the destination accepted a request during this send
 
+    def __post_init__(self) -> None:
+        self.started = self.clock.monotonic()
+
     def may_split_further(self) -> bool:
-        return time.monotonic() - self.started < self.timeout / 2
+        return self.clock.monotonic() - self.started < self.timeout / 2
 
     def left(self) -> float:
         """For a request after the first: what remains, less a margin to report back in."""
-        return max(0.001, self.started + self.timeout * 0.9 - time.monotonic())
+        return max(0.001, self.started + self.timeout * 0.9 - self.clock.monotonic())
 
 
 _HINTS = {401: " (check username/password or token)", 403: " (check username/password or token)",
@@ -58,7 +62,7 @@ _HINTS = {401: " (check username/password or token)", 403: " (check username/pas
 class InfluxSink(Sink):
     confirms = "HTTP 2xx from the write endpoint"
 
-    def __init__(self, config: InfluxSinkConfig, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: InfluxSinkConfig, clock: Clock = SYSTEM) -> None:
         super().__init__(config.name, clock)
         self.config = config
         base = config.url.rstrip("/")
@@ -121,7 +125,7 @@ class InfluxSink(Sink):
                                       timeout)
 
     async def send(self, rows: Sequence[Row]) -> Outcome:
-        return await self._send(list(rows), _Budget(self.config.timeout, list(rows)),
+        return await self._send(list(rows), _Budget(self.config.timeout, list(rows), self.clock),
                                 first=True)
 
     async def _send(self, rows: list[Row], budget: _Budget, first: bool = False) -> Outcome:
@@ -146,7 +150,7 @@ class InfluxSink(Sink):
                 return Outcome(done=1, dead=[(rows[0], reason)], refusal=what)
             return await self._halves(rows, budget)
         return Outcome.failed(what, retry_after_seconds(res.headers.get("Retry-After"),
-                                                        self.clock()))
+                                                        self.clock.now()))
 
     async def _prove(self, rows: list[Row], what: str, budget: _Budget) -> Outcome | None:
         """After a 400: is it these readings, or every request? None when the destination

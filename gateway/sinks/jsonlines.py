@@ -26,10 +26,10 @@ import errno
 import logging
 import os
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from gateway.clock import SYSTEM, Clock
 from gateway.config.schema import FileSinkConfig
 from gateway.model import Row
 from gateway.sinks.base import Outcome, Sink
@@ -51,7 +51,7 @@ class FileSink(Sink):
     confirms = "lines written and flushed to the file (and fsynced, with fsync: true)"
 
     def __init__(self, config: FileSinkConfig, path: Path,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Clock = SYSTEM) -> None:
         super().__init__(config.name, clock)
         self.config = config
         self.path = path

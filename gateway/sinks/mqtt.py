@@ -8,15 +8,14 @@ PUBLISH with PUBACK. The topic comes from a template such as
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import string
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from gateway.clock import SYSTEM, Clock
 from gateway.config.schema import MqttSinkConfig
 from gateway.model import Row
 from gateway.net.mqtt import configure, log_connect_failure
@@ -46,7 +45,7 @@ class MqttSink(Sink):
     confirms = "PUBACK (QoS 1) from the upstream broker"
 
     def __init__(self, config: MqttSinkConfig, gateway_name: str,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Clock = SYSTEM) -> None:
         super().__init__(config.name, clock)
         self.config = config
         client_id = config.client_id or f"gateway-{gateway_name}-{config.name}"
@@ -116,7 +115,7 @@ class MqttSink(Sink):
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 break
             infos.append(info)
-        deadline = time.monotonic() + self.config.timeout
+        deadline = self.clock.monotonic() + self.config.timeout
         while True:
             done = 0
             for info in infos:
@@ -125,10 +124,10 @@ class MqttSink(Sink):
                 done += 1
             if done == len(rows):
                 return Outcome(done=done, delivered=done)
-            if not self.connected or time.monotonic() > deadline:
+            if not self.connected or self.clock.monotonic() > deadline:
                 # Unconfirmed ones are sent again later: at-least-once.
                 why = "connection lost" if not self.connected else "no PUBACK in time"
                 return Outcome(done=done, delivered=done,
                                error=f"{why} from upstream broker {self.where} "
                                      f"({len(rows) - done} unconfirmed)")
-            await asyncio.sleep(0.01)
+            await self.clock.asleep(0.01)

@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from gateway.clock import SYSTEM, Clock
 from gateway.config.schema import MqttSection
 from gateway.config.validate import duration_words
 from gateway.health.stats import Stats
@@ -60,7 +60,7 @@ class MqttSource:
 
     def __init__(self, config: MqttSection, client_id: str, topics: Sequence[str],
                  submit: Submit, stats: Stats,
-                 clock: Callable[[], float] = time.time,
+                 clock: Clock = SYSTEM,
                  session_record: Path | None = None) -> None:
         self.config = config
         self.client_id = client_id
@@ -110,7 +110,7 @@ class MqttSource:
     def stop(self) -> None:
         try:
             if self.connected.is_set():
-                self.session.save(self.clock())
+                self.session.save(self.clock.now())
             self.client.disconnect()
         finally:
             self.client.loop_stop()
@@ -128,7 +128,7 @@ class MqttSource:
                       self.config.port, reason, hint)
             return
         present = bool(getattr(flags, "session_present", False))
-        now = self.clock()
+        now = self.clock.now()
         if present:
             log.info("connected to MQTT broker %s:%s (session resumed); subscribing to %d "
                      "topic(s)", self.config.host, self.config.port, len(self.topics))
@@ -198,7 +198,7 @@ class MqttSource:
             # one must not be sent, or they could acknowledge a different message.
             self._generation += 1
         if self.connected.is_set():
-            self.session.save(self.clock())
+            self.session.save(self.clock.now())
         self.connected.clear()
         self.stats.set("gateway.mqtt_connected", 0)
         if reason.is_failure:
@@ -212,7 +212,7 @@ class MqttSource:
         ack = None
         if msg.qos > 0:
             ack = _Acker(self, msg.mid, msg.qos, self._generation)
-        now = self.clock()
+        now = self.clock.now()
         self.session.refresh(now)
         self.submit(RawMessage(msg.topic, bytes(msg.payload), now, bool(msg.retain)), ack)
 
@@ -220,7 +220,7 @@ class MqttSource:
         """Called now and then (by the service): keeps the session record's time fresh
         while connected, even when no message arrives."""
         if self.connected.is_set():
-            self.session.refresh(self.clock())
+            self.session.refresh(self.clock.now())
 
     def _ack(self, mid: int, qos: int, generation: int) -> None:
         with self._lock:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.clock import Clock
 from gateway.store.inflight import InFlight
 from gateway.store.schema import EVICTION_ORDER, READINGS, add_loss, add_tally, transaction
 
@@ -75,7 +76,7 @@ class Evictor:
     """Deletes readings by age or to fit the budget, counting every one per sink."""
 
     def __init__(self, conn: sqlite3.Connection, inflight: InFlight,
-                 clock: Callable[[], float]) -> None:
+                 clock: Clock) -> None:
         self.conn = conn
         self.inflight = inflight
         self.clock = clock
@@ -96,7 +97,7 @@ class Evictor:
 
     def evict_older_than(self, max_age: float, limit: int = EVICT_CHUNK) -> int:
         """Delete readings older than `max_age` seconds (oldest ids first). Returns rows."""
-        cutoff = int((self.clock() - max_age) * 1000)
+        cutoff = int((self.clock.now() - max_age) * 1000)
         total = 0
         for priority in EVICTION_ORDER:
             total += self._evict(priority, limit, EVICTED_AGE, cutoff)

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import bisect
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from gateway.clock import Clock
 from gateway.config.schema import CompactionRule
 from gateway.store.inflight import InFlight
 from gateway.store.schema import EVICTION_ORDER, READINGS, add_tally, transaction
@@ -67,7 +68,7 @@ class Compactor:
     """Walks each priority's table from its oldest row, folding what the rules allow."""
 
     def __init__(self, conn: sqlite3.Connection, rules: Sequence[CompactionRule],
-                 inflight: InFlight, clock: Callable[[], float]) -> None:
+                 inflight: InFlight, clock: Clock) -> None:
         self.conn = conn
         self.rules = list(rules)
         self.inflight = inflight
@@ -112,7 +113,7 @@ class Compactor:
     def _step_table(self, priority: str, table: str,
                     rules: list[CompactionRule]) -> Folded | None:
         """Fold the next chunk of `table`; None when the table has nothing more."""
-        now_ms = int(self.clock() * 1000)
+        now_ms = int(self.clock.now() * 1000)
         youngest = min(r.older_than for r in rules)
         start = self._position.get(table, 0)
         with self.inflight.lock, transaction(self.conn):

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.clock import Clock
 from gateway.config.schema import StoreSection
 from gateway.store.bounds import Evictor, Space, measure
 from gateway.store.compaction import Compactor
@@ -64,14 +64,14 @@ class Housekeeper:
     """Enforces `store.max_bytes`, `min_free_bytes`, `max_age` and compaction on one connection."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path, config: StoreSection,
-                 inflight: InFlight, clock: Callable[[], float],
+                 inflight: InFlight, clock: Clock,
                  flush: Callable[[], None] = lambda: None) -> None:
         self.conn = conn
         self.path = path
         self.config = config
         self.clock = clock
         self.flush = flush
-        self._flushed = time.monotonic()
+        self._flushed = self.clock.monotonic()
         self._purge_due = 0.0
         self.compactor = Compactor(conn, config.compaction, inflight, clock)
         self.evictor = Evictor(conn, inflight, clock)
@@ -90,7 +90,7 @@ class Housekeeper:
         """One round: at most about `seconds` of work. `urgent`: the store cannot be
         written (a full disk): purge now, whatever is due."""
         done = Round()
-        now = time.monotonic()
+        now = self.clock.monotonic()
         deadline = now + seconds
         space = self.measure()
         # Confirmed rows cost only space: deleting them a few at a time would rewrite
@@ -127,12 +127,12 @@ class Housekeeper:
 
     def _age(self, done: Round, deadline: float) -> None:
         max_age = self.config.max_age
-        cutoff = int((self.clock() - max_age) * 1000)
+        cutoff = int((self.clock.now() - max_age) * 1000)
         done.dead_letters_evicted += self.evictor.evict_dead_letters(20000, cutoff)
         oldest = self.evictor.oldest_ts()
         if not any(ts < cutoff for ts in oldest.values()):
             return
-        while time.monotonic() < deadline:
+        while self.clock.monotonic() < deadline:
             if not self.evictor.evict_older_than(max_age):
                 break
         else:
@@ -141,13 +141,13 @@ class Housekeeper:
     def _compact(self, done: Round, deadline: float, space: Space) -> Space:
         if self.compactor.pass_done():
             ended = self._pass_ended
-            if ended is not None and 0 <= self.clock() - ended < PASS_PAUSE:
+            if ended is not None and 0 <= self.clock.now() - ended < PASS_PAUSE:
                 return space
             self.compactor.new_pass()
-        while time.monotonic() < deadline:
+        while self.clock.monotonic() < deadline:
             folded = self.compactor.step()
             if folded is None:
-                self._pass_ended = self.clock()
+                self._pass_ended = self.clock.now()
                 return space
             for priority, n in folded.by_priority.items():
                 done.compacted[priority] += n
@@ -172,7 +172,7 @@ class Housekeeper:
                 space = self.measure()
             if space.used <= target:
                 break
-            if time.monotonic() >= deadline:
+            if self.clock.monotonic() >= deadline:
                 done.busy = True
                 break
             rows = max(1000, min(20000, (space.used - target) // BYTES_PER_ROW))

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.clock import SYSTEM
 from gateway.model import Rollup, Row
 from gateway.store.bounds import measure
 from gateway.store.outbox import DB_NAME, Outbox
@@ -116,7 +116,7 @@ class StoreStats:
     dead_letters: list[dict[str, Any]]  # sink, reason, rows, readings
     events: list[dict[str, Any]]  # at, kind, detail (parsed when JSON)
     events_total: int = 0
-    taken_at: float = field(default_factory=time.time)
+    taken_at: float = field(default_factory=SYSTEM.now)
 
     @property
     def rows(self) -> int:
@@ -151,7 +151,7 @@ _AUTO_VACUUM = {0: "none", 1: "full", 2: "incremental"}
 def store_stats(outbox: Outbox, max_bytes: int, min_free_bytes: int,
                 now: float | None = None, events: int = 20) -> StoreStats:
     """The figures of `gateway store stats`, read in one read transaction (one snapshot)."""
-    now = time.time() if now is None else now
+    now = SYSTEM.now() if now is None else now
     conn = outbox.conn
     space = measure(conn, outbox.path, max_bytes, min_free_bytes)
     conn.execute("BEGIN")  # deferred: a consistent snapshot, no lock on writers

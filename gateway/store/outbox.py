@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.clock import SYSTEM, Clock
 from gateway.model import Reading, Rollup, Row, SeriesInfo, rollup_kind
 from gateway.store.schema import (
     READINGS,
@@ -56,8 +56,9 @@ class Outbox:
     """A connection to the store, for one thread."""
 
     def __init__(self, data_dir: str | Path, durability: str = "full",
-                 readonly: bool = False) -> None:
+                 readonly: bool = False, clock: Clock = SYSTEM) -> None:
         self.path = Path(data_dir) / DB_NAME
+        self.clock = clock
         self.conn = connect(self.path, durability, readonly)
         if not readonly:
             ensure_schema(self.conn)
@@ -268,7 +269,7 @@ class Outbox:
         A new sink starts at the oldest row still stored, so it receives what is
         waiting. Returns the names of sinks whose cursors were dropped.
         """
-        now = time.time()
+        now = self.clock.now()
         first = self.conn.execute(merged("r.id") + " ORDER BY id LIMIT 1").fetchone()
         oldest = int(first[0]) - 1 if first is not None else highest_id(self.conn)
         with transaction(self.conn):
@@ -328,7 +329,7 @@ class Outbox:
         """Everything up to `upto_id` is done for this sink (delivered or dead-lettered)."""
         with self.conn:
             self.conn.execute("UPDATE cursors SET last_id = max(last_id, ?), updated = ? "
-                              "WHERE sink = ?", (upto_id, time.time(), sink))
+                              "WHERE sink = ?", (upto_id, self.clock.now(), sink))
 
     def dead_letter(self, sink: str, rows: Sequence[Row], reason: str) -> None:
         """Keep readings a sink refused for good, so nothing is silently lost."""
@@ -344,7 +345,7 @@ class Outbox:
                upto_id: int | None) -> None:
         """A sink's outcome in one transaction: refused rows kept in dead_letters,
         readings dropped by policy counted, and the cursor moved to `upto_id`."""
-        now = time.time()
+        now = self.clock.now()
         with transaction(self.conn):
             for reason, rows in dead.items():
                 self.conn.executemany(

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.clock import SYSTEM, Clock
 from gateway.store.errors import classify
 from gateway.store.schema import (
     READINGS,
@@ -74,12 +75,12 @@ def check(path: Path, full: bool = False, progress: Progress | None = None) -> l
         return [str(exc)]
     try:
         if progress is not None:
-            started = time.monotonic()
+            started = SYSTEM.monotonic()
             ticks = [0]
 
             def tick() -> int:
                 ticks[0] += 1
-                progress(f"checking ({pragma}) ... {time.monotonic() - started:.0f} s")
+                progress(f"checking ({pragma}) ... {SYSTEM.monotonic() - started:.0f} s")
                 return 0
 
             conn.set_progress_handler(tick, 2_000_000)
@@ -109,7 +110,7 @@ def move_aside(path: Path, now: float) -> Path:
 def recover(data_dir: Path, problems: list[str], now: float | None = None,
             progress: Progress | None = None) -> Salvage:
     """Move the damaged store aside and copy what can be read into a fresh one."""
-    now = time.time() if now is None else now
+    now = SYSTEM.now() if now is None else now
     path = data_dir / DB_NAME
     salvage = Salvage(problems=list(problems))
     moved = move_aside(path, now)
@@ -137,18 +138,19 @@ def recover(data_dir: Path, problems: list[str], now: float | None = None,
 
 
 def check_and_recover(data_dir: Path, mode: str = "quick",
-                      progress: Progress | None = None) -> Salvage | None:
+                      progress: Progress | None = None,
+                      clock: Clock = SYSTEM) -> Salvage | None:
     """The start-up check: None when the store is sound (or there is none yet)."""
     path = data_dir / DB_NAME
     if mode == "off" or not path.exists():
         return None
-    started = time.monotonic()
+    started = clock.monotonic()
     problems = check(path, full=(mode == "full"), progress=progress)
     if not problems:
         log.info("store %s checked (%s) in %.1f s: sound", path, mode,
-                 time.monotonic() - started)
+                 clock.monotonic() - started)
         return None
-    return recover(data_dir, problems, progress=progress)
+    return recover(data_dir, problems, clock.now(), progress=progress)
 
 
 class _Copier:

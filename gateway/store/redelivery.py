@@ -10,7 +10,6 @@ it stays a dead letter with the new reason.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from gateway.model import Row
@@ -70,7 +69,7 @@ def finish(outbox: Outbox, sink: str, delivered: Sequence[Row],
     given up; refused ones stay, under their new reason. Returns readings delivered."""
     conn = outbox.conn
     back = 0
-    now = time.time()
+    now = outbox.clock.now()
     with transaction(conn):
         again = [(reason, r) for reason, rows in refused.items() for r in rows]
         for new_reason, r in [(None, r) for r in delivered] + again:

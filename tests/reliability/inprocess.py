@@ -15,21 +15,24 @@ from pathlib import Path
 from typing import Any
 
 from gateway.app.gateway import Gateway
+from gateway.clock import Clock
 from gateway.config.load import parse_config
 
 
-class TestClock:
-    """Simulated UTC seconds: runs `speed` times real time from `start`; can jump."""
+class TestClock(Clock):
+    """Simulated UTC seconds: runs `speed` times real time from `start`; can jump.
+    Intervals and timeouts (monotonic) stay real."""
 
     __test__ = False
 
     def __init__(self, start: float, speed: float = 1.0) -> None:
+        super().__init__()
         self._lock = threading.Lock()
         self._base = start
         self._real = time.monotonic()
         self._speed = speed
 
-    def __call__(self) -> float:
+    def now(self) -> float:
         with self._lock:
             return self._base + (time.monotonic() - self._real) * self._speed
 
