@@ -59,15 +59,18 @@ class Reading:
 class RawMessage:
     """What a source hands on: where it came from, the bytes, and when it arrived.
 
-    `retained` is set for an MQTT message the broker delivered because the
+    `origin` names where it came from within its `kind` of source: an MQTT
+    topic for "mqtt"; a serial port, a pin or a check's name for the sources to
+    come. `retained` is set for an MQTT message the broker delivered because the
     gateway subscribed (the broker's stored copy of the topic's last message,
     of unknown age), not because it was published while the gateway listened.
     """
 
-    topic: str
+    origin: str
     payload: bytes
     received: float
     retained: bool = False
+    kind: str = "mqtt"
 
 
 @dataclass(frozen=True, slots=True)

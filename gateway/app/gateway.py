@@ -34,6 +34,7 @@ from gateway.config.schema import (
 from gateway.forward.forwarder import Backoff, Forwarder
 from gateway.health.selfmetrics import SelfMetrics
 from gateway.health.stats import Stats
+from gateway.ingest.fanout import OnCommit
 from gateway.ingest.pipeline import Ingest
 from gateway.profiles.decoder import Decoder
 from gateway.profiles.devicetime import TimePolicy
@@ -43,7 +44,9 @@ from gateway.sinks.datadog import DatadogSink
 from gateway.sinks.influx import InfluxSink
 from gateway.sinks.jsonlines import FileSink
 from gateway.sinks.mqtt import MqttSink
+from gateway.sources.base import Source
 from gateway.sources.mqtt import SESSION_RECORD, MqttSource
+from gateway.state.latest import LatestValues
 from gateway.store.inflight import InFlight
 from gateway.store.lock import StoreBusy, StoreLock
 from gateway.store.outbox import Backlog, Outbox
@@ -90,9 +93,14 @@ class Gateway:
         self.ingest = Ingest(self._outbox, self.decoder, self.stats, store.commit_interval,
                              store.commit_rows, config.mqtt.receive_maximum, store,
                              self.inflight, clock)
+        self.latest = LatestValues(self.decoder.base_tags)
+        self.ingest.fanout.add(self.latest)
         self.source = MqttSource(config.mqtt, config.client_id, self.decoder.subscriptions(),
                                  self.ingest.submit, self.stats, clock,
                                  self.data_dir / SESSION_RECORD)
+        #: every source of raw messages; the MQTT one is also `source` (its session, its
+        #: connection are shown in status)
+        self.sources: list[Source] = [self.source]
         self.forwarders = [
             Forwarder(make_sink(s, gw.name, clock, self.data_dir), self._outbox, self.stats,
                       s.batch_size, s.timeout, Backoff(s.backoff_min, s.backoff_max),
@@ -146,7 +154,7 @@ class Gateway:
             for f in self.forwarders:
                 loop.call_soon_threadsafe(f.notify)
 
-        self.ingest.on_commit = wake_forwarders
+        self.ingest.fanout.add(OnCommit(wake_forwarders))
         for f in self.forwarders:
             f.on_corrupt = self.store_damaged
         self.ingest.start()
@@ -161,7 +169,8 @@ class Gateway:
             except OSError as exc:
                 log.error("status endpoint %s:%s not started: %s", http.host, http.port, exc)
                 self.http = None
-        self.source.start()
+        for source in self.sources:
+            source.start()
         log.info("gateway %s %s running: %d device(s), %d topic filter(s), sinks: %s; store %s",
                  self.config.gateway.name, __version__, len(self.config.devices),
                  len(self.decoder.subscriptions()),
@@ -176,7 +185,8 @@ class Gateway:
             metrics_task.cancel()
             watch_task.cancel()
             await asyncio.to_thread(self.ingest.stop)
-            await asyncio.to_thread(self.source.stop)
+            for source in self.sources:
+                await asyncio.to_thread(source.stop)
             for f in self.forwarders:
                 f.stop()
             _, pending = await asyncio.wait(tasks, timeout=10) if tasks else (set(), set())
@@ -224,7 +234,8 @@ class Gateway:
         due = 0.0
         while True:
             await self._refresh_store_figures(reader)
-            self.source.tick()
+            for source in self.sources:
+                source.tick()
             now = self.clock.monotonic()
             if now >= due:
                 due = now + interval
@@ -250,9 +261,7 @@ class Gateway:
         elif not self.ingest.store_ok.is_set():
             out.append(f"the store cannot be written ({self.ingest.store_fault or 'error'}): "
                        "nothing is acknowledged, the broker keeps the messages")
-        if not self.source.connected.is_set():
-            out.append(f"not connected to the MQTT broker {self.config.mqtt.host}:"
-                       f"{self.config.mqtt.port}")
+        out.extend(source.problem() for source in self.sources if not source.ready())
         return out
 
     def status(self) -> dict[str, Any]:
@@ -307,7 +316,7 @@ class Gateway:
                        "store_fault": self.ingest.store_fault},
             "store_space": self._space(),
             "sinks": sinks,
-            "devices": self.ingest.latest.snapshot(),
+            "devices": self.latest.snapshot(),
             "losses_total": self._losses_total(),
             "losses_by_priority": {f"{sink}/{reason}/{priority or '-'}": n
                                    for (reason, sink, priority), n in self.losses.items()},

@@ -58,6 +58,11 @@ CATALOGUE: dict[str, OwnMetric] = {m.name: m for m in (
                                "receipt)", "device", "reason"),
     _c("readings_unstorable", "readings the store could not hold, taken out of their batch"),
     _c("stored", "readings committed to the store"),
+    _c("fanout_errors", "batches of committed readings a listener (latest values, "
+                        "monitors...) failed on", "listener"),
+    _c("fanout_dropped", "committed readings a slow listener missed because its queue was "
+                         "full (they are stored; the listener's view skipped them)",
+       "listener"),
     # -- the broker
     _g("mqtt_connected", "1 while connected to the MQTT broker"),
     _c("mqtt_connects", "connections made to the MQTT broker"),

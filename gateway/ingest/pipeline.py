@@ -28,7 +28,7 @@ pushes back on the broker.
 
 When a commit fails (the disk is full, the file is locked), nothing is
 acknowledged: the batch is held, messages already received keep being decoded
-into it and into the latest values (so status and monitors stay current),
+into it (the latest values and whatever else listens see them once committed),
 housekeeping runs between retries (purging what sinks confirmed may make room),
 and the commit is retried until it works. A corrupt store stops ingest with
 `corrupt` set, for the service to recover it.
@@ -58,6 +58,7 @@ from typing import Any
 from gateway.clock import SYSTEM, Clock
 from gateway.config.schema import StoreSection
 from gateway.health.stats import Stats
+from gateway.ingest.fanout import Fanout
 from gateway.ingest.logthrottle import Throttled
 from gateway.model import RawMessage, Reading
 from gateway.profiles.decoder import (
@@ -70,7 +71,6 @@ from gateway.profiles.decoder import (
     Decoder,
     unstorable,
 )
-from gateway.state.latest import LatestValues
 from gateway.store.bounds import Space
 from gateway.store.errors import StoreFault, classify
 from gateway.store.housekeeping import Housekeeper, Round
@@ -80,15 +80,6 @@ from gateway.store.outbox import Outbox
 log = logging.getLogger("gateway.ingest")
 
 Ack = Callable[[], None]
-
-
-@dataclass(slots=True)
-class _Message:
-    topic: str
-    payload: bytes
-    received: float
-    ack: Ack | None
-    retained: bool = False
 
 
 @dataclass
@@ -164,9 +155,9 @@ class Ingest:
         self.stopped = threading.Event()
         self.housekeeper: Housekeeper | None = None
         #: each device's newest accepted readings (status, demo view, monitors)
-        self.latest = LatestValues(decoder.base_tags)
+        #: who hears of committed readings (gateway.ingest.fanout)
+        self.fanout = Fanout(stats)
         #: called (in the ingest thread) after each commit, e.g. to wake forwarders
-        self.on_commit: Callable[[], None] | None = None
 
     # -- called from other threads ---------------------------------------------------------
 
@@ -175,8 +166,7 @@ class Ingest:
         while not self._slots.acquire(timeout=0.5):
             if self._stopping.is_set():
                 return  # not acknowledged: the broker sends it again next time
-        self._queue.put(_Message(message.topic, message.payload, message.received, ack,
-                                 message.retained))
+        self._queue.put((message, ack))
 
     def submit_readings(self, readings: Sequence[Reading]) -> None:
         """Store readings the gateway made itself (self-metrics)."""
@@ -302,12 +292,13 @@ class Ingest:
             batch.readings.extend(item)
             batch.own += len(item)
             return
-        assert isinstance(item, _Message)
+        item, ack = item  # type: ignore[misc]
+        assert isinstance(item, RawMessage)
         batch.messages += 1
-        if item.ack is not None:
-            batch.acks.append(item.ack)
+        if ack is not None:
+            batch.acks.append(ack)
         try:
-            result = self.decoder.decode(item.topic, item.payload, item.received)
+            result = self.decoder.decode(item.origin, item.payload, item.received, item.kind)
         except Exception as exc:  # noqa: BLE001 - one bad message must never stop ingest
             result = self._decoder_error(item, exc)
         if item.retained and result.readings and not result.retained_is_reading:
@@ -323,17 +314,17 @@ class Ingest:
         if result.problems:
             self._problems(item, result, outcome, batch)
 
-    def _decoder_error(self, item: _Message, exc: Exception) -> Decoded:
+    def _decoder_error(self, item: RawMessage, exc: Exception) -> Decoded:
         """decode() raised: a bug, not the device's fault. Count, log, keep and acknowledge."""
         detail = (f"{type(exc).__name__}: {_short(str(exc))} while decoding the payload on "
-                  f"{_short(item.topic)} ({len(item.payload)} bytes, first bytes "
+                  f"{_short(item.origin)} ({len(item.payload)} bytes, first bytes "
                   f"{_first_bytes(item.payload)})")
         self._throttle.log(logging.ERROR, f"{DECODER_ERROR}:{type(exc).__name__}",
                            f"{DECODER_ERROR}: {detail}; the message is counted as undecodable "
                            "and acknowledged, ingest goes on", exc_info=True)
         return Decoded(problems=[(DECODER_ERROR, detail)])
 
-    def _problems(self, item: _Message, result: Decoded, outcome: str, batch: _Batch) -> None:
+    def _problems(self, item: RawMessage, result: Decoded, outcome: str, batch: _Batch) -> None:
         if outcome == PARTLY_DECODED:
             for reason, _ in result.problems:
                 batch.field_problems[reason] += 1
@@ -347,13 +338,13 @@ class Ingest:
         if reason != UNKNOWN_TOPIC:
             self._keep(item, result, outcome, reason, detail)
 
-    def _keep(self, item: _Message, result: Decoded, outcome: str, reason: str,
+    def _keep(self, item: RawMessage, result: Decoded, outcome: str, reason: str,
               detail: str) -> None:
-        key = (item.topic, reason)
+        key = (item.origin, reason)
         with self._recent_lock:
             old = self._recent.pop(key, None)
             self._recent[key] = {
-                "at": item.received, "topic": item.topic[:200], "device": result.device,
+                "at": item.received, "topic": item.origin[:200], "device": result.device,
                 "outcome": outcome, "reason": reason, "detail": detail[:300],
                 "problems": len(result.problems), "bytes": len(item.payload),
                 "payload": _first_bytes(item.payload),
@@ -375,7 +366,7 @@ class Ingest:
         be read are logged, not counted again as undecodable. Its time, old by
         nature, is not judged: a retained copy from last week is no wrong clock.
         """
-        self.latest.remember(result.readings)
+        self.fanout.retained(result.readings)
         for reason, detail in result.problems:
             self._throttle.log(logging.WARNING, f"{reason}:{result.device}",
                                f"{reason} (in a retained message): {detail}")
@@ -393,9 +384,7 @@ class Ingest:
             return False
         for ack in batch.acks:
             ack()
-        self.latest.update(batch.readings)
-        if self.on_commit is not None and batch.readings:
-            self.on_commit()
+        self.fanout.committed(batch.readings)
         for _ in range(batch.messages):
             self._slots.release()
         stats = self.stats
@@ -419,7 +408,6 @@ class Ingest:
         stopping or the store turned out corrupt.
         """
         delay = 0.5
-        evaluated = 0
         while True:
             try:
                 outbox.append(batch.readings)
@@ -453,10 +441,8 @@ class Ingest:
                                    f"{batch.messages} messages ({len(batch.readings)} readings) "
                                    "unacknowledged, so the broker keeps them; retrying in "
                                    f"{delay:.1f}s")
-            # Keep what can be done in memory: the latest values, and the messages
-            # already received (the window) decoded into the held batch.
-            self.latest.update(batch.readings[evaluated:])
-            evaluated = len(batch.readings)
+            # Keep decoding the messages already received (the window) into the held
+            # batch; nobody hears of them until they are committed.
             self._housekeep(outbox)
             if self._absorb(batch, delay):
                 return False

@@ -247,12 +247,16 @@ class Decoder:
         self._cache[topic] = out
         return out
 
-    def decode(self, topic: str, payload: bytes, received: float) -> Decoded:
-        """Decode one message. Never raises on bad input."""
+    def decode(self, topic: str, payload: bytes, received: float,
+               kind: str = "mqtt") -> Decoded:
+        """Decode one message from `topic`, its origin within its `kind` of source (an
+        MQTT topic; a serial port or a check's name for the sources to come: their
+        profiles will route by kind too). Never raises on bad input."""
         result = Decoded()
-        routes = self.routes(topic)
+        routes = self.routes(topic) if kind == "mqtt" else []
         if not routes:
-            result.problems.append((UNKNOWN_TOPIC, f"no device listens on {topic!r}"))
+            where = repr(topic) if kind == "mqtt" else f"{kind} {topic!r}"
+            result.problems.append((UNKNOWN_TOPIC, f"no device listens on {where}"))
             return result
         result.device = routes[0][0].device.id
         if len(payload) > self.max_payload_bytes:

@@ -28,7 +28,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +43,9 @@ from gateway.config.validate import duration_words
 from gateway.health.stats import Stats
 from gateway.model import RawMessage
 from gateway.net.mqtt import configure, log_connect_failure
+from gateway.sources.base import Source, Submit
 
 log = logging.getLogger("gateway.mqtt")
-
-Submit = Callable[[RawMessage, Callable[[], None] | None], None]
 
 #: file name, in the gateway's data folder, of the record of its broker session
 SESSION_RECORD = "mqtt-session.json"
@@ -55,13 +54,16 @@ SESSION_RECORD = "mqtt-session.json"
 RECORD_EVERY = 600.0
 
 
-class MqttSource:
+class MqttSource(Source):
     """Subscribes to the devices' topics and hands every message to `submit`."""
+
+    kind = "mqtt"
 
     def __init__(self, config: MqttSection, client_id: str, topics: Sequence[str],
                  submit: Submit, stats: Stats,
                  clock: Clock = SYSTEM,
                  session_record: Path | None = None) -> None:
+        super().__init__("mqtt")
         self.config = config
         self.client_id = client_id
         self.topics = list(topics)
@@ -106,6 +108,14 @@ class MqttSource:
             self.client.connect_async(self.config.host, self.config.port,
                                       keepalive=self.config.keepalive)
         self.client.loop_start()
+
+    def ready(self) -> bool:
+        return self.connected.is_set()
+
+    def problem(self) -> str:
+        if self.connected.is_set():
+            return ""
+        return f"not connected to the MQTT broker {self.config.host}:{self.config.port}"
 
     def stop(self) -> None:
         try:

@@ -1,8 +1,9 @@
 """Latest-value state: each device's newest reading per series, and whether it is online.
 
-Fed by the ingest stage after each commit, so it only ever shows accepted
-readings. `gateway status`, the demo's live view and (later) the monitors read
-it; it never reaches into sources or sinks.
+A listener of the ingest stage's fan-out (gateway.ingest.fanout): it hears of
+readings only once they are committed, so it only ever shows accepted ones,
+even while the store refuses writes. `gateway status`, the demo's live view
+and (later) the monitors read it; it never reaches into sources or sinks.
 
 A retained MQTT message delivered on subscribing is the last known state of its
 topic, of unknown age, not a new reading (DESIGN.md): it fills in a series
@@ -60,6 +61,12 @@ class LatestValues:
                     retained.discard(label)
                 if r.ts > seen.get(device, 0.0):
                     seen[device] = r.ts
+
+    def committed(self, readings: Iterable[Reading]) -> None:
+        self.update(readings)
+
+    def retained(self, readings: Iterable[Reading]) -> None:
+        self.remember(readings)
 
     def remember(self, readings: Iterable[Reading]) -> None:
         """The last known state from retained messages: fills in, never dates or overrides.

@@ -1,0 +1,53 @@
+"""What a source is: something that hands raw messages to the ingest stage.
+
+A source (the MQTT subscription today; serial ports, GPIO pins and local checks
+next) produces `RawMessage`s — origin kind and name, payload, receive time —
+and calls `submit(message, ack)`. `ack` is called once the message's readings
+are committed (MQTT sends its PUBACK then); a source with nothing to
+acknowledge (a serial line, a check) passes None. `submit` may block while
+ingest holds its window of unacknowledged messages: that is the back-pressure.
+
+The decoder matches a message on its origin kind and name (an MQTT topic; a
+serial port; a check's name), so a new source needs its module, a profile and
+its config, and nothing in ingest.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+
+from gateway.model import RawMessage
+
+#: hands one message to ingest; the callable is the acknowledgement, or None
+Submit = Callable[[RawMessage, Callable[[], None] | None], None]
+
+
+class Source(abc.ABC):
+    """One source of raw messages. `start` returns at once; the source runs in a thread
+    of its own (or its library's) until `stop`."""
+
+    #: the origin kind of its messages (RawMessage.kind)
+    kind: str = ""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Begin reading and submitting; must not raise for an unreachable device."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop reading; what was submitted is the ingest stage's from here."""
+
+    def ready(self) -> bool:
+        """Whether it is reading now (connected, port open): /health and status."""
+        return True
+
+    def problem(self) -> str:
+        """Why it is not ready, in words; empty when it is."""
+        return ""
+
+    def tick(self) -> None:
+        """Called every couple of seconds from the event loop, for periodic chores."""
