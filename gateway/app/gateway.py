@@ -22,6 +22,7 @@ from typing import Any
 
 from gateway import __version__
 from gateway.app.httpapi import StatusServer
+from gateway.app.supervise import Supervisor
 from gateway.clock import Clock
 from gateway.config.load import data_dir
 from gateway.config.schema import (
@@ -117,6 +118,7 @@ class Gateway:
         #: set when the gateway stopped itself to recover a damaged store
         self.restart_for_recovery = False
         self._stop = asyncio.Event()
+        self.supervisor = Supervisor(self.stats, clock, self.request_stop)
 
     def _outbox(self) -> Outbox:
         return Outbox(self.data_dir, self.config.store.durability, clock=self.clock)
@@ -158,7 +160,8 @@ class Gateway:
         for f in self.forwarders:
             f.on_corrupt = self.store_damaged
         self.ingest.start()
-        tasks = [asyncio.create_task(f.run(), name=f"sink-{f.sink.name}")
+        tasks = [asyncio.create_task(self.supervisor.keep_running(f"sink {f.sink.name}", f.run),
+                                     name=f"sink-{f.sink.name}")
                  for f in self.forwarders]
         http = self.config.gateway.http
         if http.enabled:
@@ -176,8 +179,9 @@ class Gateway:
                  len(self.decoder.subscriptions()),
                  ", ".join(s.name for s in self.config.sinks) or "none",
                  reader.path)
-        metrics_task = asyncio.create_task(self._self_metrics_loop(reader))
-        watch_task = asyncio.create_task(self._watch_ingest())
+        metrics_task = asyncio.create_task(self.supervisor.keep_running(
+            "self-metrics", lambda: self._self_metrics_loop(reader)))
+        watch_task = asyncio.create_task(self._watch())
         try:
             await self._stop.wait()
         finally:
@@ -199,11 +203,22 @@ class Gateway:
             reader.close()
             log.info("stopped")
 
-    async def _watch_ingest(self) -> None:
-        """Stop the gateway if ingest stopped on a damaged store, for run_forever to recover."""
-        await asyncio.to_thread(self.ingest.stopped.wait)
-        if self.ingest.corrupt is not None:
-            self.store_damaged()
+    async def _watch(self) -> None:
+        """Watch the ingest thread and the sources (the tasks watch themselves): a damaged
+        store restarts the gateway to salvage it; a death stops it (gateway.app.supervise)."""
+        while True:
+            if self.ingest.stopped.is_set():
+                if self.ingest.corrupt is not None:
+                    self.store_damaged()
+                elif self.ingest.died is not None:
+                    self.supervisor.died("ingest", self.ingest.died, restart=False)
+                return
+            for source in self.sources:
+                if source.failure is not None:
+                    self.supervisor.died(f"source {source.name}", source.failure,
+                                         restart=False)
+                    return
+            await self.clock.asleep(0.5)
 
     def store_damaged(self) -> None:
         """The store is damaged: stop (acknowledging nothing more) and start again, which
@@ -255,13 +270,19 @@ class Gateway:
         """Why the gateway cannot take readings now ([] when it can): for /health/ready,
         and the first reasons `gateway status` gives for being degraded."""
         out = []
-        if self.ingest.stopped.is_set():
+        if self.ingest.died is not None:
+            out.append(f"ingest died ({type(self.ingest.died).__name__}: "
+                       f"{str(self.ingest.died)[:200]}): the gateway stops for a fresh start")
+        elif self.ingest.stopped.is_set():
             out.append("ingest has stopped (the store is damaged: the gateway restarts to "
                        "salvage it)")
         elif not self.ingest.store_ok.is_set():
             out.append(f"the store cannot be written ({self.ingest.store_fault or 'error'}): "
                        "nothing is acknowledged, the broker keeps the messages")
         out.extend(source.problem() for source in self.sources if not source.ready())
+        out.extend(f"source {source.name} died ({type(source.failure).__name__}): the gateway "
+                   "stops for a fresh start" for source in self.sources
+                   if source.failure is not None)
         return out
 
     def status(self) -> dict[str, Any]:
@@ -324,6 +345,7 @@ class Gateway:
                              for (sink, reason), n in self.dead_letters.items()},
             "store_events": [{"at": at, "kind": kind, "detail": detail}
                              for at, kind, detail in self.store_events[:5]],
+            "deaths": self.supervisor.deaths,
         }
 
     def _losses_total(self) -> dict[str, int]:
@@ -374,7 +396,7 @@ def run_forever(config: Config, config_dir: Path, config_file: str | None = None
                 log.error("%s", exc)
                 return 1
             if not gateway.restart_for_recovery:
-                return 0
+                return gateway.supervisor.exit_status
             now = clock.monotonic()
             recoveries[:] = [t for t in recoveries if now - t < RECOVERY_WINDOW] + [now]
             if len(recoveries) > RECOVERY_LIMIT:

@@ -200,6 +200,10 @@ def render_status(s: dict[str, Any]) -> str:
     lines = [f"gateway {s.get('gateway')}: {head}"]
     for reason in s.get("degraded") or []:
         lines.append(f"  ! {reason}")
+    for death in s.get("deaths") or []:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(death["at"]))
+        lines.append(f"  ! {death['component']} died at {when}: {death['error']} "
+                     f"({death['action']}; the log has its traceback)")
     if s.get("note"):
         lines.append(f"  ({s['note']})")
     if s.get("error"):

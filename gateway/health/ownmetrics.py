@@ -58,6 +58,9 @@ CATALOGUE: dict[str, OwnMetric] = {m.name: m for m in (
                                "receipt)", "device", "reason"),
     _c("readings_unstorable", "readings the store could not hold, taken out of their batch"),
     _c("stored", "readings committed to the store"),
+    _c("component_deaths", "threads and tasks that died of an unexpected error (each is "
+                           "logged with its traceback, then restarted or the gateway stops "
+                           "with exit status 1)", "component"),
     _c("fanout_errors", "batches of committed readings a listener (latest values, "
                         "monitors...) failed on", "listener"),
     _c("fanout_dropped", "committed readings a slow listener missed because its queue was "

@@ -152,6 +152,9 @@ class Ingest:
         self.store_fault = ""
         #: set when the store turned out corrupt: ingest has stopped, nothing acknowledged
         self.corrupt: StoreFault | None = None
+        #: what ended the thread when it was neither a stop nor a damaged store (a bug):
+        #: the gateway's supervisor reports it and stops the process (gateway.app.supervise)
+        self.died: BaseException | None = None
         self.stopped = threading.Event()
         self.housekeeper: Housekeeper | None = None
         #: each device's newest accepted readings (status, demo view, monitors)
@@ -232,11 +235,18 @@ class Ingest:
             if fault.corrupt:
                 self._fail(fault, exc)
             else:
-                raise
+                self._died(exc)
+        except Exception as exc:  # noqa: BLE001 - told to the supervisor, not swallowed
+            self._died(exc)
         finally:
             outbox.close()
             self._throttle.flush(force=True)
             self.stopped.set()
+
+    def _died(self, exc: BaseException) -> None:
+        """Nothing more is taken or acknowledged: what is held stays with the broker."""
+        self.died = exc
+        self._stopping.set()
 
     def _not_writable(self, fault: StoreFault) -> None:
         """The store refused a write: say so in status and self-metrics until it takes one."""

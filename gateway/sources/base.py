@@ -32,6 +32,9 @@ class Source(abc.ABC):
 
     def __init__(self, name: str) -> None:
         self.name = name
+        #: an exception that broke it (a bug in its thread): the gateway stops with exit
+        #: status 1 when it sees one (gateway.app.supervise)
+        self.failure: BaseException | None = None
 
     @abc.abstractmethod
     def start(self) -> None:
