@@ -14,7 +14,9 @@ from gateway.config.schema import Config, DeviceConfig
 from gateway.config.validate import Problem, build
 from gateway.profiles.schema import FieldSpec, Fragment, ProfileSpec, Quantity
 
-BUILTIN_DIR = Path(__file__).resolve().parent.parent.parent / "devices"
+#: the built-in profiles: a link to the repository's devices/ in a checkout, real copies
+#: in a wheel (pyproject.toml's package data)
+BUILTIN_DIR = (Path(__file__).parent / "builtin").resolve()
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
