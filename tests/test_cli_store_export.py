@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config.schema import CompactionRule, FileSinkConfig
+from gateway.clock import ManualClock
+from gateway.config.schema import CompactionRule
 from gateway.config.validate import Duration
 from gateway.model import Reading, Row
+from gateway.sinks.file_config import FileSinkConfig
 from gateway.sinks.jsonlines import FileSink
 from gateway.store.compaction import Compactor
 from gateway.store.inflight import InFlight
@@ -52,7 +54,7 @@ def store(tmp_path: Path) -> Path:
     box.append(reading("bulb.power", 9.0, NOW - 600 + 10 * i, "low", "bulb") for i in range(20))
     box.commit()
     compactor = Compactor(box.conn, [CompactionRule(Duration(3600), Duration(60))],
-                          InFlight(), lambda: NOW)
+                          InFlight(), ManualClock(NOW))
     while compactor.step() is not None:
         pass
     rows = box.rows_after(0, 1000)

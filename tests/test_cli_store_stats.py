@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from gateway.clock import ManualClock
 from gateway.config.schema import CompactionRule
 from gateway.config.validate import Duration
 from gateway.model import Reading
@@ -57,7 +58,7 @@ def fill(data_dir: Path, now: float) -> None:
     box.append(defib(now - 60 + i) for i in range(10))
     box.commit()
     rule = CompactionRule(Duration(3600), Duration(60))
-    compactor = Compactor(box.conn, [rule], InFlight(), lambda: now)
+    compactor = Compactor(box.conn, [rule], InFlight(), ManualClock(now))
     while compactor.step() is not None:
         pass
     rows = box.rows_after(0, 10000)

@@ -18,11 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app.gateway import make_sink
+from gateway.clock import SYSTEM
 from gateway.config.load import parse_config
 from gateway.config.validate import ConfigError
 from gateway.model import Row, SeriesInfo
+from gateway.sinks.base import SinkContext
 from gateway.sinks.jsonlines import FileSink
+from gateway.sinks.registry import make_sink
 
 # The payloads below carry one fixed Time, not a clock: stamped on receipt.
 DEVICE = {"id": "defib-socket", "profile": "tasmota", "topic": "defib_socket",
@@ -207,7 +209,7 @@ def rows(first: int, count: int) -> list[Row]:
 def sink_for(path: Path, **settings: object) -> FileSink:
     config = parse_config(json.dumps({"gateway": {"name": "hall"}, "sinks": [
         {"name": "local", "type": "file", "path": str(path), **settings}]}), "x.yaml", {})
-    sink = make_sink(config.sinks[0], "hall", time.time)
+    sink = make_sink(config.sinks[0], SinkContext("hall", SYSTEM, path.parent))
     assert isinstance(sink, FileSink)
     return sink
 

@@ -7,6 +7,7 @@ readings it holds, and a sink never receives a reading twice because of it.
 
 from pathlib import Path
 
+from gateway.clock import ManualClock
 from gateway.config.schema import CompactionRule, StoreSection
 from gateway.config.validate import Bytes, Duration
 from gateway.model import Reading, Row
@@ -25,7 +26,7 @@ def compact(box: Outbox, now: float, inflight: InFlight | None = None,
     """Run housekeeping with a budget only compaction can meet (compact_at at 1 %)."""
     config = StoreSection(max_bytes=Bytes(1 << 40), min_free_bytes=Bytes(0), compact_at=1e-9,
                           compaction=rules)
-    hk = Housekeeper(box.conn, box.path, config, inflight or InFlight(), lambda: now)
+    hk = Housekeeper(box.conn, box.path, config, inflight or InFlight(), ManualClock(now))
     for _ in range(100):
         if not hk.run(box.purge, seconds=10).busy:
             break
@@ -168,9 +169,9 @@ def test_compaction_comes_before_eviction(tmp_path: Path):
     add(box, batch)
     box.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     config = StoreSection(min_free_bytes=Bytes(0), compaction=RULES)
-    raw = Housekeeper(box.conn, box.path, config, InFlight(), lambda: 0.0).measure().used
+    raw = Housekeeper(box.conn, box.path, config, InFlight(), ManualClock(0.0)).measure().used
     config = StoreSection(max_bytes=Bytes(raw // 2), min_free_bytes=Bytes(0), compaction=RULES)
-    hk = Housekeeper(box.conn, box.path, config, InFlight(), lambda: T0 + week)
+    hk = Housekeeper(box.conn, box.path, config, InFlight(), ManualClock(T0 + week))
     for _ in range(200):
         done = hk.run(box.purge, seconds=10)
         if not done.busy:

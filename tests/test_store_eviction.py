@@ -4,6 +4,7 @@ confirmed it, by reason and priority."""
 
 from pathlib import Path
 
+from gateway.clock import ManualClock
 from gateway.config.schema import StoreSection
 from gateway.config.validate import Bytes, Duration
 from gateway.model import Reading
@@ -34,7 +35,7 @@ def fill(box: Outbox, n: int, start: float = T0) -> float:
 
 def keeper(box: Outbox, now: float, inflight: InFlight | None = None, **store) -> Housekeeper:
     config = StoreSection(min_free_bytes=Bytes(0), compaction=(), **store)
-    return Housekeeper(box.conn, box.path, config, inflight or InFlight(), lambda: now)
+    return Housekeeper(box.conn, box.path, config, inflight or InFlight(), ManualClock(now))
 
 
 def used(box: Outbox, now: float) -> int:

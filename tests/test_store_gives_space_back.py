@@ -3,6 +3,7 @@ itself; and a file bigger than its budget is cut down to it."""
 
 from pathlib import Path
 
+from gateway.clock import ManualClock
 from gateway.config.schema import StoreSection
 from gateway.config.validate import Bytes
 from gateway.model import Reading
@@ -32,7 +33,7 @@ def test_a_drained_backlog_gives_its_space_back(tmp_path: Path):
     box.confirm("vm", 10**9)  # delivered
     big = on_disk(box)
     hk = Housekeeper(box.conn, box.path, StoreSection(min_free_bytes=Bytes(0)), InFlight(),
-                     lambda: T0)
+                     ManualClock(T0))
     for _ in range(20):
         hk.run(box.purge)
     assert big > 20e6
@@ -45,7 +46,7 @@ def test_a_file_over_its_budget_shrinks_to_it(tmp_path: Path):
     backlog(box, 600_000)  # about 13 MB, waiting for vm
     budget = 6 * 1024 * 1024
     config = StoreSection(max_bytes=Bytes(budget), min_free_bytes=Bytes(0), compaction=())
-    hk = Housekeeper(box.conn, box.path, config, InFlight(), lambda: T0 + 600_000)
+    hk = Housekeeper(box.conn, box.path, config, InFlight(), ManualClock(T0 + 600_000))
     for _ in range(50):
         if not hk.run(box.purge, seconds=5).busy:
             break

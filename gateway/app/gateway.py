@@ -25,13 +25,7 @@ from gateway.app.httpapi import StatusServer
 from gateway.app.supervise import Supervisor
 from gateway.clock import Clock
 from gateway.config.load import data_dir
-from gateway.config.schema import (
-    Config,
-    DatadogSinkConfig,
-    FileSinkConfig,
-    InfluxSinkConfig,
-    SinkConfig,
-)
+from gateway.config.schema import Config
 from gateway.forward.forwarder import Backoff, Forwarder
 from gateway.health.selfmetrics import SelfMetrics
 from gateway.health.stats import Stats
@@ -40,11 +34,8 @@ from gateway.ingest.pipeline import Ingest
 from gateway.profiles.decoder import Decoder
 from gateway.profiles.devicetime import TimePolicy
 from gateway.profiles.library import ProfileLibrary
-from gateway.sinks.base import Sink
-from gateway.sinks.datadog import DatadogSink
-from gateway.sinks.influx import InfluxSink
-from gateway.sinks.jsonlines import FileSink
-from gateway.sinks.mqtt import MqttSink
+from gateway.sinks.base import SinkContext
+from gateway.sinks.registry import make_sink
 from gateway.sources.base import Source
 from gateway.sources.mqtt import SESSION_RECORD, MqttSource
 from gateway.state.latest import LatestValues
@@ -54,23 +45,6 @@ from gateway.store.outbox import Backlog, Outbox
 from gateway.store.recovery import check_and_recover
 
 log = logging.getLogger("gateway")
-
-
-def make_sink(config: SinkConfig, gateway_name: str, clock: Clock,
-              state_dir: Path = Path(".")) -> Sink:
-    """The sink for one `sinks[]` entry; a file sink's relative path is inside `state_dir`."""
-    if isinstance(config, InfluxSinkConfig):
-        return InfluxSink(config, clock)
-    if isinstance(config, DatadogSinkConfig):
-        return DatadogSink(config, clock)
-    if isinstance(config, FileSinkConfig):
-        # Inside the gateway's data_dir, beside the store, not beside the config: the
-        # service may write only there (systemd's ProtectSystem=strict leaves /etc, where
-        # the config lives, read-only), and written data belongs with the state.
-        path = Path(os.path.expanduser(config.path))
-        return FileSink(config, path if path.is_absolute() else (state_dir / path).resolve(),
-                        clock)
-    return MqttSink(config, gateway_name, clock)
 
 
 class Gateway:
@@ -103,7 +77,8 @@ class Gateway:
         #: connection are shown in status)
         self.sources: list[Source] = [self.source]
         self.forwarders = [
-            Forwarder(make_sink(s, gw.name, clock, self.data_dir), self._outbox, self.stats,
+            Forwarder(make_sink(s, SinkContext(gw.name, clock, self.data_dir)), self._outbox,
+                      self.stats,
                       s.batch_size, s.timeout, Backoff(s.backoff_min, s.backoff_max),
                       inflight=self.inflight, max_age=s.max_age, clock=clock)
             for s in config.sinks

@@ -111,6 +111,8 @@ def parse_config(text: str, source: str = "<config>",
         raw = {}
     unresolved: list[Problem] = []
     data = _split_device_params(_walk(raw, "", env, unresolved))
+    # The kinds of sink, each with its settings class (it fills SinkCommon.variants).
+    import gateway.sinks.registry  # noqa: F401
     config, more = build(Config, data)
     # A `${VAR}` that could not be resolved is the one cause of whatever else is wrong
     # with that key (a port that is '' is "not an integer"): report the cause alone.

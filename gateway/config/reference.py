@@ -11,14 +11,7 @@ import dataclasses
 import types
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from gateway.config.schema import (
-    Config,
-    DatadogSinkConfig,
-    DeviceConfig,
-    FileSinkConfig,
-    InfluxSinkConfig,
-    MqttSinkConfig,
-)
+from gateway.config.schema import Config, DeviceConfig
 from gateway.config.validate import Bytes, Duration, Secret
 from gateway.profiles.library import ProfileLibrary
 
@@ -139,8 +132,10 @@ def config_reference() -> str:
     lines += ["#### `devices[]`", "",
               ("Each device names a profile; the profile's parameters (below) sit beside "
               "these keys."), "", *_table(DeviceConfig, "", skip=("params",)), ""]
-    for cls in (InfluxSinkConfig, DatadogSinkConfig, MqttSinkConfig, FileSinkConfig):
-        kind = cls.__dataclass_fields__["type"].default
+    from gateway.sinks.registry import SINKS
+
+    for kind, entry in SINKS.items():
+        cls = entry.config
         lines += [f"#### `sinks[]` with `type: {kind}`", "", *_table(cls, "", skip=("type",)),
                   ""]
     return "\n".join(lines).rstrip() + "\n"

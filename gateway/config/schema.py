@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -23,17 +23,17 @@ def _empty() -> Mapping[str, str]:
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-def _name_problems(key: str, value: str, what: str) -> Iterator[tuple[str, str]]:
+def name_problems(key: str, value: str, what: str) -> Iterator[tuple[str, str]]:
     if value and not _NAME.match(value):
         yield key, f"{what} {value!r} may hold only letters, digits, '_', '.', '-'"
 
 
-def _port_problems(key: str, port: int) -> Iterator[tuple[str, str]]:
+def port_problems(key: str, port: int) -> Iterator[tuple[str, str]]:
     if not 0 < port < 65536:
         yield key, f"must be a TCP port between 1 and 65535, got {port}"
 
 
-def _url_problems(key: str, url: str) -> Iterator[tuple[str, str]]:
+def url_problems(key: str, url: str) -> Iterator[tuple[str, str]]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         yield key, f"must be an http:// or https:// URL with a host, got {url!r}"
@@ -44,7 +44,7 @@ def _url_problems(key: str, url: str) -> Iterator[tuple[str, str]]:
         yield key, f"has a port out of range (1-65535): {url!r}"
 
 
-def _positive(key: str, value: float, what: str = "") -> Iterator[tuple[str, str]]:
+def positive(key: str, value: float, what: str = "") -> Iterator[tuple[str, str]]:
     if not value > 0:
         yield key, f"must be more than 0{what}, got {value:g}"
 
@@ -56,7 +56,7 @@ class HttpConfig:
     port: int = field(default=9108, metadata=doc("port for /metrics (Prometheus) and /status"))
 
     def check(self) -> Iterator[tuple[str, str]]:
-        yield from _port_problems("port", self.port)
+        yield from port_problems("port", self.port)
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class GatewaySection:
         metadata=doc("when to believe the time a device puts in its payloads"))
 
     def check(self) -> Iterator[tuple[str, str]]:
-        yield from _name_problems("name", self.name, "gateway name")
+        yield from name_problems("name", self.name, "gateway name")
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -166,7 +166,7 @@ class MqttSection:
     reconnect_max: float = field(default=60.0, metadata=doc("longest reconnect delay, seconds"))
 
     def check(self) -> Iterator[tuple[str, str]]:
-        yield from _port_problems("port", self.port)
+        yield from port_problems("port", self.port)
         if not self.host.strip():
             yield "host", "must name the broker (e.g. 127.0.0.1)"
         if self.password is not None and self.username is None:
@@ -289,7 +289,7 @@ class DeviceConfig:
                      "an offset (Tasmota's Time); default: gateway.timezone"))
 
     def check(self) -> Iterator[tuple[str, str]]:
-        yield from _name_problems("id", self.id, "device id")
+        yield from name_problems("id", self.id, "device id")
         if self.timezone:
             try:
                 ZoneInfo(self.timezone)
@@ -299,7 +299,12 @@ class DeviceConfig:
 
 @dataclass(frozen=True)
 class SinkCommon:
-    """Settings every sink has. Subclasses add `type` and their own."""
+    """Settings every sink has. Each kind of sink has its own subclass, beside the sink
+    (gateway/sinks/<kind>_config.py), with `type` and its own settings; the sink
+    registry (gateway.sinks.registry) lists them in `variants`, by `type`, and the
+    config is read as whichever a `sinks[]` entry's `type` names."""
+
+    variants: ClassVar[dict[str, type[SinkCommon]]] = {}
 
     name: str = field(metadata=doc("sink name; its cursor in the store is kept under it"))
     batch_size: int = field(default=5000, metadata=doc("most readings per request"))
@@ -313,139 +318,14 @@ class SinkCommon:
     )
 
     def check(self) -> Iterator[tuple[str, str]]:
-        yield from _name_problems("name", self.name, "sink name")
+        yield from name_problems("name", self.name, "sink name")
         if self.batch_size < 1:
             yield "batch_size", "must be at least 1"
-        yield from _positive("timeout", self.timeout, " seconds")
+        yield from positive("timeout", self.timeout, " seconds")
         if self.backoff_min <= 0 or self.backoff_max < self.backoff_min:
             yield "backoff_max", "need 0 < backoff_min <= backoff_max"
 
 
-@dataclass(frozen=True)
-class InfluxSinkConfig(SinkCommon):
-    type: Literal["influx"] = "influx"
-    url: str = field(default="", metadata=doc(
-        "base URL, e.g. http://127.0.0.1:8428 (VictoriaMetrics), http://127.0.0.1:8086 (InfluxDB)",
-        required=True))
-    api: Literal["v1", "v2"] = field(
-        default="v1", metadata=doc("v1: POST <url>/write; v2: POST <url>/api/v2/write")
-    )
-    database: str | None = field(default=None, metadata=doc("v1 database (db=)"))
-    org: str | None = field(default=None, metadata=doc("v2 organisation"))
-    bucket: str | None = field(default=None, metadata=doc("v2 bucket"))
-    token: Secret | None = field(default=None, metadata=doc("v2 API token", secret=True))
-    username: str | None = field(default=None, metadata=doc("v1 basic-auth user"))
-    password: Secret | None = field(default=None, metadata=doc("v1 password", secret=True))
-    gzip: bool = field(default=True, metadata=doc("compress request bodies"))
-
-    def check(self) -> Iterator[tuple[str, str]]:
-        yield from SinkCommon.check(self)
-        if not self.url:
-            yield "url", ("is required: where to write, e.g. http://127.0.0.1:8428 "
-                          "(VictoriaMetrics) or http://127.0.0.1:8086 (InfluxDB)")
-        else:
-            yield from _url_problems("url", self.url)
-        if self.api == "v2" and (not self.org or not self.bucket):
-            yield "api", "api v2 needs org and bucket"
-        if (self.username is None) != (self.password is None):
-            yield "username", "username and password must come together"
-
-
-DATADOG_SITES = (
-    "datadoghq.com", "us3.datadoghq.com", "us5.datadoghq.com", "datadoghq.eu",
-    "ap1.datadoghq.com", "ap2.datadoghq.com", "ddog-gov.com",
-)
-
-
-@dataclass(frozen=True)
-class DatadogSinkConfig(SinkCommon):
-    type: Literal["datadog"] = "datadog"
-    api_key: Secret = field(default=Secret(""), metadata=doc("Datadog API key", secret=True))
-    site: str = field(default="datadoghq.com", metadata=doc("Datadog site"))
-    api: Literal["v2", "v1"] = field(
-        default="v2", metadata=doc("v2: /api/v2/series (default); v1: /api/v1/series")
-    )
-    url: str | None = field(default=None, metadata=doc("intake base URL; overrides site"))
-    compression: Literal["deflate", "gzip", "none"] = field(
-        default="deflate", metadata=doc("request body compression")
-    )
-    historical: bool = field(
-        default=False,
-        metadata=doc("the account has historical metrics ingestion: send old points as they are"),
-    )
-    stale: Literal["dead_letter", "drop"] = field(
-        default="dead_letter",
-        metadata=doc("without historical: points over 1 h old or 10 min ahead go to the "
-                     "dead-letter table (kept, counted) or are dropped (counted)"),
-    )
-    batch_size: int = field(default=20000, metadata=doc("most readings per request"))
-
-    def check(self) -> Iterator[tuple[str, str]]:
-        yield from SinkCommon.check(self)
-        if not self.api_key:
-            yield "api_key", "is required (use ${DD_API_KEY} or a credential file)"
-        if self.url is None and self.site not in DATADOG_SITES:
-            yield "site", "must be one of " + ", ".join(DATADOG_SITES)
-        if self.url is not None:
-            yield from _url_problems("url", self.url)
-
-
-@dataclass(frozen=True)
-class MqttSinkConfig(SinkCommon):
-    type: Literal["mqtt"] = "mqtt"
-    host: str = field(default="127.0.0.1", metadata=doc("upstream broker host"))
-    port: int = field(default=1883, metadata=doc("upstream broker port"))
-    client_id: str = field(default="", metadata=doc("client id; gateway-<name>-<sink> if unset"))
-    username: str | None = field(default=None, metadata=doc("user name"))
-    password: Secret | None = field(default=None, metadata=doc("password", secret=True))
-    tls: TlsConfig | None = field(default=None, metadata=doc("TLS settings"))
-    topic: str = field(
-        default="gateway/{gateway}/{device}",
-        metadata=doc("topic template: {gateway}, {device}, {metric} or any tag"),
-    )
-    retain: bool = field(default=False, metadata=doc("publish with the retain flag"))
-    batch_size: int = field(default=1000, metadata=doc("readings in flight at once"))
-
-    def check(self) -> Iterator[tuple[str, str]]:
-        yield from SinkCommon.check(self)
-        yield from _port_problems("port", self.port)
-        if not self.host.strip():
-            yield "host", "must name the upstream broker"
-        if "#" in self.topic or "+" in self.topic:
-            yield "topic", "a publish topic may not hold the wildcards + or #"
-
-
-@dataclass(frozen=True)
-class FileSinkConfig(SinkCommon):
-    type: Literal["file"] = "file"
-    path: str = field(
-        default="readings.jsonl",
-        metadata=doc("JSON-lines file, one reading a line; a relative path is inside "
-                     "gateway.data_dir (beside the store)"),
-    )
-    max_bytes: int = field(
-        default=10_000_000,
-        metadata=doc("rotate before the file would grow past this many bytes; 0: never rotate"),
-    )
-    keep: int = field(
-        default=5, metadata=doc("rotated files kept (path.1 newest ... path.<keep> oldest)")
-    )
-    fsync: bool = field(
-        default=True,
-        metadata=doc("fsync before confirming: a power cut loses no confirmed line"),
-    )
-
-    def check(self) -> Iterator[tuple[str, str]]:
-        yield from SinkCommon.check(self)
-        if not self.path.strip() or self.path.endswith(("/", "\\")):
-            yield "path", "must name a file (e.g. readings.jsonl), not a folder"
-        if self.max_bytes < 0:
-            yield "max_bytes", "must be 0 (never rotate) or more"
-        if self.keep < 0:
-            yield "keep", "must be 0 (delete a full file) or more"
-
-
-SinkConfig = InfluxSinkConfig | DatadogSinkConfig | MqttSinkConfig | FileSinkConfig
 
 
 @dataclass(frozen=True)
@@ -454,7 +334,7 @@ class Config:
     mqtt: MqttSection = field(default_factory=MqttSection, metadata=doc("the local broker"))
     store: StoreSection = field(default_factory=StoreSection, metadata=doc("the SQLite outbox"))
     devices: tuple[DeviceConfig, ...] = field(default=(), metadata=doc("devices to read"))
-    sinks: tuple[SinkConfig, ...] = field(default=(), metadata=doc("where readings go"))
+    sinks: tuple[SinkCommon, ...] = field(default=(), metadata=doc("where readings go"))
 
     def check(self) -> Iterator[tuple[str, str]]:
         yield from _duplicates("devices", [d.id for d in self.devices if d], "device id")

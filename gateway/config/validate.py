@@ -175,6 +175,9 @@ class Validator:
             self.fail(path, f"must be {_describe(tp)}, got {_show(value)}")
             return None
         if is_dataclass(tp):
+            variants = getattr(tp, "variants", None)
+            if variants and isinstance(value, dict):
+                return self._variant(value, variants, path)
             return self.dataclass(value, tp, path)
         if origin is list or origin is tuple:
             (item_tp, *_) = get_args(tp)
@@ -194,6 +197,15 @@ class Validator:
             return types.MappingProxyType(out)
         return self._scalar(value, tp, path, secret)
 
+    def _variant(self, value: dict[str, Any], tagged: dict[str, Any], path: str) -> Any:
+        """A mapping read as the class its `type` names (a registry's, or a union's)."""
+        kind = value.get("type")
+        if kind not in tagged:
+            choices = ", ".join(repr(k) for k in tagged)
+            self.fail(_join(path, "type"), f"must be one of {choices}, got {_show(kind)}")
+            return None
+        return self.dataclass(value, tagged[kind], path)
+
     def _union(self, value: Any, tp: Any, path: str, secret: bool) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
@@ -201,12 +213,7 @@ class Validator:
         candidates = [a for a in args if a is not type(None)]
         tagged = _by_type_tag(candidates)
         if tagged and isinstance(value, dict):
-            kind = value.get("type")
-            if kind not in tagged:
-                choices = ", ".join(repr(k) for k in tagged)
-                self.fail(_join(path, "type"), f"must be one of {choices}, got {_show(kind)}")
-                return None
-            return self.dataclass(value, tagged[kind], path)
+            return self._variant(value, tagged, path)
         for cand in candidates:
             trial = Validator()
             result = trial.convert(value, cand, path, secret)

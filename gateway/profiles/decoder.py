@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from paho.mqtt.client import topic_matches_sub as mqtt_topic_matches
 
 from gateway.config.schema import DeviceConfig
 from gateway.config.validate import build
@@ -231,6 +230,9 @@ class Decoder:
 
     def subscribed(self, topic: str) -> bool:
         """Whether a message on `topic` would reach the gateway at all."""
+        # Here, not at the top: reading a config (check, status) needs no MQTT client.
+        from paho.mqtt.client import topic_matches_sub as mqtt_topic_matches
+
         return any(mqtt_topic_matches(f, topic) for f in self.subscriptions())
 
     def routes(self, topic: str) -> list[tuple[_Route, dict[str, str]]]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from gateway.clock import SYSTEM, Clock
 from gateway.model import Row
@@ -57,6 +59,16 @@ class Outcome:
 REFUSES_REQUEST = frozenset({401, 403, 404, 405, 406, 410, 411, 415})
 
 
+@dataclass(frozen=True)
+class SinkContext:
+    """What a sink may need from the gateway that builds it."""
+
+    gateway_name: str
+    clock: Clock
+    #: the gateway's data_dir: where a sink keeps files of its own
+    data_dir: Path
+
+
 class Sink(abc.ABC):
     """One destination. Subclasses say what they confirm in `confirms`."""
 
@@ -66,6 +78,11 @@ class Sink(abc.ABC):
     def __init__(self, name: str, clock: Clock = SYSTEM) -> None:
         self.name = name
         self.clock = clock
+
+    @classmethod
+    def build(cls, config: Any, context: SinkContext) -> Sink:
+        """The sink for its settings (gateway.sinks.registry builds sinks by this)."""
+        return cls(config, context.clock)  # type: ignore[call-arg]
 
     async def open(self) -> None:
         """Prepare connections. Must not raise for an unreachable destination."""

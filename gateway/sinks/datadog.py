@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.clock import SYSTEM, Clock
-from gateway.config.schema import DatadogSinkConfig
 from gateway.model import Row
 from gateway.sinks.base import REFUSES_REQUEST, Outcome, Sink, retry_after_seconds
+from gateway.sinks.datadog_config import DatadogSinkConfig
 from gateway.sinks.http import HttpPoster, excerpt, probe_verdict, safe_url
 
 MAX_COMPRESSED = 500 * 1024

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 import aiohttp
 
 from gateway.clock import SYSTEM, Clock
-from gateway.config.schema import InfluxSinkConfig
 from gateway.model import Row, SeriesInfo
 from gateway.sinks.base import REFUSES_REQUEST, Outcome, Sink, retry_after_seconds
 from gateway.sinks.http import HttpPoster, PostResult, excerpt, probe_verdict, safe_url
+from gateway.sinks.influx_config import InfluxSinkConfig
 from gateway.sinks.lineprotocol import line, series_prefix
 
 

@@ -30,9 +30,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.clock import SYSTEM, Clock
-from gateway.config.schema import FileSinkConfig
 from gateway.model import Row
-from gateway.sinks.base import Outcome, Sink
+from gateway.sinks.base import Outcome, Sink, SinkContext
+from gateway.sinks.file_config import FileSinkConfig
 from gateway.sinks.jsonform import JsonForm, reading_json
 
 log = logging.getLogger("gateway.sink.file")
@@ -60,6 +60,16 @@ class FileSink(Sink):
         self._json = JsonForm()
         # A send abandoned on timeout keeps running in its thread; the next one waits.
         self._lock = threading.Lock()
+
+    @classmethod
+    def build(cls, config: FileSinkConfig, context: SinkContext) -> FileSink:
+        # A relative path is inside the gateway's data_dir, beside the store, not beside
+        # the config: the service may write only there (systemd's ProtectSystem=strict
+        # leaves /etc, where the config lives, read-only), and written data belongs with
+        # the state.
+        path = Path(os.path.expanduser(config.path))
+        return cls(config, path if path.is_absolute() else (context.data_dir / path).resolve(),
+                   context.clock)
 
     # The file is opened by the first send, not here: a bad path is then a failure
     # that is reported and retried, not a crash at start.

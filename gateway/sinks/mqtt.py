@@ -16,11 +16,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from gateway.clock import SYSTEM, Clock
-from gateway.config.schema import MqttSinkConfig
 from gateway.model import Row
 from gateway.net.mqtt import configure, log_connect_failure
-from gateway.sinks.base import Outcome, Sink
+from gateway.sinks.base import Outcome, Sink, SinkContext
 from gateway.sinks.jsonform import JsonForm
+from gateway.sinks.mqtt_config import MqttSinkConfig
 
 log = logging.getLogger("gateway.sink.mqtt")
 
@@ -65,6 +65,10 @@ class MqttSink(Sink):
         self.where = f"{config.host}:{config.port}"
         self._json = JsonForm()
         self._topics: dict[int, str] = {}
+
+    @classmethod
+    def build(cls, config: MqttSinkConfig, context: SinkContext) -> MqttSink:
+        return cls(config, context.gateway_name, context.clock)
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any,
                     properties: Any) -> None:
