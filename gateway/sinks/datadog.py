@@ -42,6 +42,9 @@ MAX_AHEAD = 600.0
 SAFETY = 30.0  # a point this close to the age limit could cross it in flight
 
 V2_TYPES = {"count": 1, "rate": 2, "gauge": 3}
+#: series whose JSON and last accepted second are kept between batches; past this, both
+#: are forgotten before the next batch (never during one: its requests still read them)
+SERIES_KEPT = 100000
 UNITS = {"W": "watt", "kW": "kilowatt", "V": "volt", "A": "ampere", "mA": "milliampere",
          "%": "percent", "s": "second", "ms": "millisecond", "Hz": "hertz"}
 
@@ -114,8 +117,6 @@ class DatadogSink(Sink):
                 base = {"metric": info.metric, "type": info.type, "tags": tags}
                 if host:
                     base["host"] = host
-            if len(self._series_json) > 100000:
-                self._series_json.clear()
             self._series_json[row.series] = base
         return base
 
@@ -182,8 +183,6 @@ class DatadogSink(Sink):
 
     def _remember(self, chunk: list[_Series]) -> None:
         """Note each series' newest accepted second, to continue it in the next batch."""
-        if len(self._sent) > 100000:
-            self._sent.clear()
         for s in chunk:
             sec = max(s.points)
             old = self._sent.get(s.sid)
@@ -221,18 +220,12 @@ class DatadogSink(Sink):
 
     # -- sending ---------------------------------------------------------------------------
 
-    def _trim_partial_second(self, rows: Sequence[Row]) -> Sequence[Row]:
-        """In a full batch, leave the last second for the next one, so its readings
-        are combined in one request rather than overwriting each other at Datadog."""
-        last = int(rows[-1].ts)
-        cut = len(rows)
-        while cut > 0 and int(rows[cut - 1].ts) == last:
-            cut -= 1
-        return rows[:cut] if cut > 0 else rows
-
     async def send(self, rows: Sequence[Row]) -> Outcome:
-        if len(rows) >= self.config.batch_size:
-            rows = self._trim_partial_second(rows)
+        # A second whose readings come in two batches is combined by `_sent` (the
+        # later batch sends the second again, holding both): one mechanism for it.
+        if len(self._series_json) > SERIES_KEPT or len(self._sent) > SERIES_KEPT:
+            self._series_json.clear()
+            self._sent.clear()
         outcome = Outcome()
         series = self._group(rows, outcome)
         self._proven = False
