@@ -1,4 +1,10 @@
-"""A row leaves the store only when every sink has confirmed it; cursors survive reopening."""
+"""A row leaves the store only when every sink has confirmed it; cursors survive reopening.
+
+These walk the store as forwarders do: `cursor()` once, then `rows_after()` a
+position the forwarder keeps in memory, `confirm()` to save it now and then,
+and `record()` for a batch with losses (dead letters, drops) and its cursor in
+one transaction.
+"""
 
 from gateway.model import Reading
 from gateway.store.outbox import Outbox
@@ -17,17 +23,47 @@ def test_rows_stay_until_every_sink_confirms(tmp_path):
     box = Outbox(tmp_path)
     box.register_sinks(["vm", "dd"])
     fill(box, 10)
-    vm = box.fetch("vm", 100)
+    vm = box.rows_after(box.cursor("vm"), 100)
     assert [r.value for r in vm] == [float(i) for i in range(10)]
     box.confirm("vm", vm[-1].id)
     box.purge()
     assert box.stored_rows() == 10  # dd has not confirmed
-    assert box.fetch("vm", 100) == []
-    dd = box.fetch("dd", 4)
+    assert box.rows_after(box.cursor("vm"), 100) == []
+    dd = box.rows_after(box.cursor("dd"), 4)
     box.confirm("dd", dd[-1].id)
     box.purge()
     assert box.stored_rows() == 6
-    assert [r.value for r in box.fetch("dd", 100)] == [float(i) for i in range(4, 10)]
+    assert [r.value for r in box.rows_after(box.cursor("dd"), 100)] == [
+        float(i) for i in range(4, 10)]
+
+
+def test_a_position_not_yet_saved_is_sent_again_after_a_restart(tmp_path):
+    # The forwarder moves on in memory and saves its cursor every few seconds: a crash
+    # in between sends the unsaved stretch again (at least once), never skips it.
+    box = Outbox(tmp_path)
+    box.register_sinks(["vm"])
+    fill(box, 6)
+    saved = box.cursor("vm")
+    first = box.rows_after(saved, 2)
+    box.confirm("vm", first[-1].id)  # saved
+    position = box.rows_after(first[-1].id, 2)[-1].id  # sent, not saved: then a crash
+    assert position > box.cursor("vm")
+    box.close()
+    again = Outbox(tmp_path)
+    again.register_sinks(["vm"])
+    assert [r.value for r in again.rows_after(again.cursor("vm"), 100)] == [2.0, 3.0, 4.0, 5.0]
+
+
+def test_a_batch_with_losses_keeps_them_and_moves_the_cursor_in_one_step(tmp_path):
+    box = Outbox(tmp_path)
+    box.register_sinks(["dd"])
+    fill(box, 4)
+    rows = box.rows_after(box.cursor("dd"), 4)
+    box.record("dd", {"rejected_400": [rows[1]]}, {"too_old": 1}, rows[-1].id)
+    assert box.cursor("dd") == rows[-1].id
+    assert box.dead_letter_counts() == {("dd", "rejected_400"): 1}
+    box.purge()
+    assert box.stored_rows() == 0  # confirmed by every sink; the refused one is kept apart
 
 
 def test_cursors_and_rows_survive_reopening(tmp_path):
@@ -132,3 +168,32 @@ def test_timestamps_stay_unique_per_series_across_reopening_after_purge(tmp_path
     box.commit()
     (row,) = box.fetch("vm", 10)
     assert row.ts_ms == 1_700_000_000_000 + 100
+
+
+def test_a_running_backlog_count_agrees_with_counting_every_row(tmp_path):
+    # Kept running (each refresh counts only what changed), the backlog must match a
+    # full count after appends, a forwarder moving on, and housekeeping evicting rows.
+    from gateway.store.inflight import InFlight
+
+    box = Outbox(tmp_path)
+    box.register_sinks(["vm", "dd"])
+    inflight = InFlight()
+
+    def check(positions):
+        kept = {b.sink: b.rows for b in box.backlogs(positions, inflight.reshaped)}
+        full = {b.sink: b.rows for b in Outbox(tmp_path).backlogs(positions)}
+        assert kept == full, (kept, full)
+        return kept
+
+    fill(box, 10)
+    assert check({}) == {"vm": 10, "dd": 10}
+    first = box.rows_after(0, 100)[0].id
+    assert check({"vm": first + 3}) == {"vm": 6, "dd": 10}
+    fill(box, 5, start=10)
+    assert check({"vm": first + 12}) == {"vm": 2, "dd": 15}
+    # Housekeeping deletes waiting rows (say, evicted for space) and says so.
+    box.conn.execute("DELETE FROM readings_normal WHERE id IN (?, ?)", (first + 13, first + 1))
+    inflight.reshaped += 1
+    assert check({"vm": first + 12}) == {"vm": 1, "dd": 13}
+    fill(box, 3, start=20)
+    assert check({"vm": first + 20, "dd": first + 2}) == {"vm": 0, "dd": 14}

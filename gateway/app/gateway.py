@@ -210,7 +210,7 @@ class Gateway:
             positions = {f.sink.name: f.position for f in self.forwarders}
 
             def read() -> None:  # one trip to a worker thread for the three
-                self.backlogs = reader.backlogs(positions)
+                self.backlogs = reader.backlogs(positions, self.inflight.reshaped)
                 self.losses = reader.losses_by_priority()
                 self.dead_letters = reader.dead_letter_counts()
 

@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from gateway.cli.text import age, local_time, size
 from gateway.clock import SYSTEM
 from gateway.config.schema import Config
 from gateway.store.bounds import measure
@@ -129,20 +130,6 @@ def stored_status(config: Config, data_dir: Path) -> dict[str, Any]:
     return status
 
 
-def _age(seconds: float | None) -> str:
-    if not seconds:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds / 3600:.1f}h"
-
-
-def _mb(n: float) -> str:
-    return f"{n / 1e6:.1f} MB" if n < 1e9 else f"{n / 1e9:.2f} GB"
-
-
 def _event_words(event: dict[str, Any]) -> str:
     try:
         return str(json.loads(event["detail"]).get("summary", event["detail"]))
@@ -158,7 +145,7 @@ def _devices(devices: dict[str, Any], now: float) -> list[str]:
         online = dev.get("online")
         state = "online" if online else ("OFFLINE" if online is False else "availability unknown")
         seen = dev.get("last_seen")
-        heard = "nothing heard yet" if seen is None else f"heard {_age(max(0.0, now - seen))} ago"
+        heard = "nothing heard yet" if seen is None else f"heard {age(max(0.0, now - seen))} ago"
         if seen is not None and now - seen < 1:
             heard = "heard just now"
         kept = set(dev.get("retained") or ())
@@ -201,7 +188,7 @@ def render_status(s: dict[str, Any]) -> str:
     for reason in s.get("degraded") or []:
         lines.append(f"  ! {reason}")
     for death in s.get("deaths") or []:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(death["at"]))
+        when = local_time(death["at"])
         lines.append(f"  ! {death['component']} died at {when}: {death['error']} "
                      f"({death['action']}; the log has its traceback)")
     if s.get("note"):
@@ -209,15 +196,15 @@ def render_status(s: dict[str, Any]) -> str:
     if s.get("error"):
         lines.append(f"  {s['error']}")
     if "uptime" in s:
-        lines.append(f"  version {s.get('version')}, pid {s.get('pid')}, up {_age(s['uptime'])}")
+        lines.append(f"  version {s.get('version')}, pid {s.get('pid')}, up {age(s['uptime'])}")
     elif s.get("pid"):
         lines.append(f"  pid {s['pid']}")
     lines.append(f"  store: {s.get('store')}")
     space = s.get("store_space")
     if space and space.get("budget_bytes"):
         used, budget = space["bytes"], space["budget_bytes"]
-        lines.append(f"    {_mb(used)} of a {_mb(budget)} budget ({used / budget:.0%}), file "
-                     f"{_mb(space['file_bytes'])}, {_mb(space['fs_free_bytes'])} free on "
+        lines.append(f"    {size(used)} of a {size(budget)} budget ({used / budget:.0%}), file "
+                     f"{size(space['file_bytes'])}, {size(space['fs_free_bytes'])} free on "
                      "the disk")
         for key, n in sorted((space.get("compacted") or {}).items()):
             lines.append(f"    compacted ({key} priority): {n:.0f} rows folded into rollups")
@@ -225,7 +212,7 @@ def render_status(s: dict[str, Any]) -> str:
             reason, _, priority = key.partition("/")
             lines.append(f"    evicted {reason} ({priority} priority): {n:.0f} readings")
     for event in s.get("store_events") or []:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event["at"]))
+        when = local_time(event["at"])
         lines.append(f"    {event['kind']} at {when}: {_event_words(event)}")
     mqtt = s.get("mqtt")
     if mqtt:
@@ -267,7 +254,8 @@ def render_status(s: dict[str, Any]) -> str:
         head = f"    {k['name']}"
         if "state" in k:
             head += f" [{k['state']}]"
-        head += f" backlog {k.get('backlog_rows', '?')} rows, oldest {_age(k.get('oldest_age'))}"
+        oldest = age(k.get("oldest_age") or None)  # "-": nothing waits
+        head += f" backlog {k.get('backlog_rows', '?')} rows, oldest {oldest}"
         if "delivered" in k:
             head += f", delivered {k['delivered']:.0f}"
         if k.get("merged"):

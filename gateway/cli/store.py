@@ -17,13 +17,13 @@ import re
 import shlex
 import sqlite3
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO
 
+from gateway.cli.text import age, local_time, size
 from gateway.clock import SYSTEM
 from gateway.config.load import CONFIG_ENV, DEFAULT_CONFIG, config_path, load_config
 from gateway.config.schema import StoreSection
@@ -151,33 +151,6 @@ class ProgressLine:
             self.stream.write(f"{text}\n")
         self.stream.flush()
         self._shown = False
-
-
-# -- figures in words ------------------------------------------------------------------
-
-
-def size(n: float) -> str:
-    if n < 1000:
-        return f"{n:.0f} bytes"
-    if n < 1000**2:
-        return f"{n / 1000:.1f} kB"
-    if n < 1000**3:
-        return f"{n / 1000**2:.1f} MB"
-    return f"{n / 1000**3:.2f} GB"
-
-
-def age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
-
-
-def local_time(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
 _TALLY_WORDS = {"dead_letters_evicted": "dead letters evicted to make room"}

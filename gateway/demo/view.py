@@ -11,6 +11,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gateway.cli.text import age
+
 # (metric, short name, how to print) in the order a person scans a device line.
 SHOWN: tuple[tuple[str, str, str], ...] = (
     ("plug.switch", "switch", "onoff"),
@@ -54,16 +56,6 @@ def device_summary(values: Mapping[str, Sequence[Any]]) -> str:
     return " · ".join(parts) if parts else f"{len(values)} series"
 
 
-def _ago(seconds: float | None) -> str:
-    if seconds is None:
-        return "never"
-    if seconds < 90:
-        return f"{max(0, seconds):.0f}s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds / 3600:.1f}h"
-
-
 def render(status: Mapping[str, Any], now: float, header: Sequence[str],
            rates: Mapping[str, float], footer: Sequence[str] = ()) -> str:
     """One frame of the live view."""
@@ -76,7 +68,8 @@ def render(status: Mapping[str, Any], now: float, header: Sequence[str],
         online = dev.get("online")
         state = "online" if online else ("OFFLINE" if online is False else "?")
         seen = dev.get("last_seen")
-        lines.append(f"{name:<{width}}  {state:<7}  {_ago(None if seen is None else now - seen):>5}"
+        heard = age(None if seen is None else now - seen, "never")
+        lines.append(f"{name:<{width}}  {state:<7}  {heard:>5}"
                      f"  {device_summary(dev.get('values') or {})}")
     lines.append("")
     ing = status.get("ingest") or {}

@@ -1,7 +1,7 @@
 """The gateway's own counters and gauges, read by self-metrics, /metrics and status.
 
-Each counter is written by one thread only (ingest or forwarding), so plain
-dict updates are safe under the GIL; readers take snapshots.
+Several threads write them (ingest, the event loop's forwarders, the MQTT
+network threads), so every update and every snapshot takes the lock.
 """
 
 from __future__ import annotations

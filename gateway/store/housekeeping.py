@@ -69,6 +69,7 @@ class Housekeeper:
         self.conn = conn
         self.path = path
         self.config = config
+        self.inflight = inflight
         self.clock = clock
         self.flush = flush
         self._flushed = self.clock.monotonic()
@@ -122,6 +123,8 @@ class Housekeeper:
                 self._give_back(done, space)
         done.evicted.update(self.evictor.evicted)
         self.evictor.evicted.clear()
+        if done.evicted or done.compacted:
+            self.inflight.reshaped += 1
         done.space = self.space
         return done
 

@@ -4,7 +4,7 @@ A forwarder reads a batch, sends it, then moves its cursor. Were compaction to
 fold rows of that batch into a row with a higher id, the sink would receive
 those readings twice; were eviction to delete them, they would be counted lost
 and delivered too. So a forwarder claims the rows after its cursor *before*
-it reads them (`claim`), narrows the claim to what it read (`narrow`), and
+it reads them (`reading`), narrows the claim to what it read (`narrow`), and
 drops it once the cursor has moved (`release`); housekeeping holds the same
 lock for each of its short transactions and skips claimed rows.
 """
@@ -24,6 +24,9 @@ class InFlight:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self._claims: dict[str, tuple[int, int]] = {}
+        #: bumped each time housekeeping deletes or folds rows a sink may still wait
+        #: for (eviction, max_age, compaction): a backlog kept running is counted again
+        self.reshaped = 0
 
     @contextmanager
     def reading(self, sink: str, after: int) -> Iterator[None]:

@@ -5,7 +5,11 @@ WAL lets the ingest thread write while forwarders read.
 
 - `append()` + `commit()`: the ingest stage's group commit. A reading is
   *accepted* when `commit()` returns.
-- `fetch()` / `confirm()`: a sink's cursor walks forward over row ids.
+- `cursor()`, `rows_after()`, `confirm()`, `record()`: the forwarders' path. A
+  forwarder reads its cursor once, reads `rows_after()` a position it keeps in
+  memory, saves it with `confirm()` every few seconds (a crash sends the unsaved
+  stretch again: at least once), and writes a batch's losses with its cursor in
+  one `record()`. `fetch()` is the same read from the saved cursor (commands, tests).
 - `purge()`: deletes rows every registered sink has confirmed.
 
 Bounds, compaction and eviction (`gateway.store.housekeeping`) work on the same
@@ -59,6 +63,8 @@ class Outbox:
                  readonly: bool = False, clock: Clock = SYSTEM) -> None:
         self.path = Path(data_dir) / DB_NAME
         self.clock = clock
+        #: backlogs() kept running: sink -> (after id, highest id, rows, reshaped)
+        self._counted: dict[str, tuple[int, int, int, int]] = {}
         self.conn = connect(self.path, durability, readonly)
         if not readonly:
             ensure_schema(self.conn)
@@ -389,21 +395,50 @@ class Outbox:
                     break
         return deleted
 
-    def backlogs(self, positions: dict[str, int | None] | None = None) -> list[Backlog]:
+    def backlogs(self, positions: dict[str, int | None] | None = None,
+                 reshaped: int | None = None) -> list[Backlog]:
         """Rows waiting for each sink, after its saved cursor or, for a running gateway,
-        the position its forwarder has reached (`positions`, newer than the saved one)."""
+        the position its forwarder has reached (`positions`, newer than the saved one).
+
+        Counting every waiting row each time costs seconds of CPU on a Pi with a
+        gigabyte of backlog, so with `reshaped` (how many times housekeeping has
+        deleted or folded stored rows: `InFlight.reshaped`) the count is kept
+        running: the rows the sink has moved past are taken off, the rows committed
+        since are added, each a count over a short range of ids. When housekeeping
+        has reshaped the store since, everything is counted again.
+        """
         out = []
+        top = highest_id(self.conn)
         for sink, saved in self.conn.execute("SELECT sink, last_id FROM cursors "
                                              "ORDER BY sink").fetchall():
-            last_id = max(saved, (positions or {}).get(sink) or saved)
-            n = 0
-            for table in READINGS.values():
-                (k,) = self.conn.execute(f"SELECT count(*) FROM {table} WHERE id > ?",
-                                         (last_id,)).fetchone()
-                n += k
+            last_id = int(max(saved, (positions or {}).get(sink) or saved))
+            known = self._counted.get(sink) if reshaped is not None else None
+            if known is not None and known[3] == reshaped and last_id >= known[0]:
+                before, seen_top, n, _ = known
+                if last_id >= seen_top:
+                    n = self._count(last_id, top)
+                else:
+                    n = n - self._count(before, last_id) + self._count(seen_top, top)
+            else:
+                n = self._count(last_id, None)
+            if reshaped is not None:
+                self._counted[sink] = (last_id, top, n, reshaped)
             row = self.conn.execute(_FIRST_TS, (last_id,) * len(READINGS)).fetchone()
-            out.append(Backlog(sink, int(n), row[1] / 1000.0 if row else None, int(last_id)))
+            out.append(Backlog(sink, n, row[1] / 1000.0 if row else None, last_id))
         return out
+
+    def _count(self, after: int, upto: int | None) -> int:
+        """Stored rows with after < id <= upto (no upper bound with None)."""
+        n = 0
+        for table in READINGS.values():
+            if upto is None:
+                (k,) = self.conn.execute(f"SELECT count(*) FROM {table} WHERE id > ?",
+                                         (after,)).fetchone()
+            else:
+                (k,) = self.conn.execute(f"SELECT count(*) FROM {table} WHERE id > ? AND "
+                                         "id <= ?", (after, upto)).fetchone()
+            n += k
+        return int(n)
 
     def losses(self) -> dict[tuple[str, str], int]:
         """Readings given up, by (reason, sink), all priorities together."""

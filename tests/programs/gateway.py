@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -15,77 +13,67 @@ from pathlib import Path
 from typing import Any
 
 from .ports import LOOPBACK, free_port
-from .process import _die_with_parent
+from .process import ManagedProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class GatewayProcess:
+class GatewayProcess(ManagedProcess):
     """Writes a config (JSON is YAML) and runs `python -m gateway run` on it.
 
     `config` is the whole config as a dict; `http.port` and `data_dir` are filled
-    in when absent. `status()` reads /status; `cli()` runs other subcommands.
+    in when absent. Ready when it is connected to its broker (or at once, with
+    `start(wait_connected=False)`). `status()` reads /status; `cli()` runs other
+    subcommands. Its output goes to `gateway.log` in the work directory.
     """
+
+    name = "gateway"
+    stop_timeout = 30.0
 
     def __init__(self, workdir: Path, config: dict[str, Any],
                  env: dict[str, str] | None = None) -> None:
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
         gw = config.setdefault("gateway", {})
         gw.setdefault("name", "test-gw")
-        gw.setdefault("data_dir", str(self.workdir / "data"))
+        gw.setdefault("data_dir", str(Path(workdir) / "data"))
         http = gw.setdefault("http", {})
         http.setdefault("port", free_port())
+        super().__init__(workdir, int(http["port"]))
         self.config = config
         self.http_port = int(http["port"])
         self.config_path = self.workdir / "gateway.yaml"
         self.config_path.write_text(json.dumps(config, indent=2))
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-        self.log_path = self.workdir / "gateway.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
+        self.output_path = self.log_path = self.workdir / "gateway.log"
+        self._wait_connected = True
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "gateway", "run", "--config", str(self.config_path)]
+
+    def environment(self) -> dict[str, str]:
+        return self.env
+
+    def is_ready(self) -> bool:
+        if not self._wait_connected:
+            return True
+        status = self.status()
+        return bool(status and status["mqtt"]["connected"])
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self._proc
 
     @property
     def data_dir(self) -> Path:
         return Path(self.config["gateway"]["data_dir"])
 
     def start(self, wait_connected: bool = True, timeout: float = 20.0) -> None:
-        log = self.log_path.open("ab")
-        in_main_thread = threading.current_thread() is threading.main_thread()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "run", "--config", str(self.config_path)],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
-            # Killed with the test run, as the other programs are: a leftover gateway
-            # would reconnect with the same client id and push the next test's off.
-            preexec_fn=_die_with_parent if in_main_thread else None)
-        self.starts += 1
-        if wait_connected:
-            ok = self.wait_for(lambda s: s["mqtt"]["connected"], timeout)
-            if not ok:
-                raise RuntimeError(f"gateway did not connect within {timeout} s:\n"
-                                   f"{self.log_text()[-3000:]}")
+        self._wait_connected = wait_connected
+        super().start(timeout)
 
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, as systemd stops it; returns the exit code."""
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            self.proc = None
-
-    def kill(self) -> None:
-        """SIGKILL: a crash or a power cut of the process, no clean-up at all."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.proc = None
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+    def stop(self, timeout: float | None = None) -> int:
+        """SIGTERM, as systemd stops it; returns the exit code (0 if it was not running)."""
+        code = super().stop(timeout)
+        return 0 if code is None else code
 
     def status(self) -> dict[str, Any] | None:
         try:
@@ -138,16 +126,3 @@ class GatewayProcess:
                 return False
             time.sleep(0.1)
         return False
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def close(self) -> None:
-        if self.running:
-            try:
-                self.stop(10)
-            except subprocess.TimeoutExpired:
-                self.kill()

@@ -59,6 +59,10 @@ class ManagedProcess:
     def is_ready(self) -> bool:
         return port_accepts(self._host, self._port)
 
+    def environment(self) -> dict[str, str] | None:
+        """The child's environment; None: this process's."""
+        return None
+
     # -- properties --------------------------------------------------------------------
     @property
     def host(self) -> str:
@@ -92,6 +96,7 @@ class ManagedProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
+                env=self.environment(),
                 # Only the main thread lives as long as the test run; a child tied
                 # to a short-lived worker thread would die with that thread.
                 preexec_fn=_die_with_parent if in_main_thread else None,
