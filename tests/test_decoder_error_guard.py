@@ -64,10 +64,10 @@ def test_a_message_the_decoder_raises_on_is_counted_kept_logged_and_acknowledged
     decoder = gw.gateway.decoder
     real_decode = decoder.decode
 
-    def faulty(topic: str, payload: bytes, received: float) -> Any:
+    def faulty(topic: str, payload: bytes, received: float, kind: str = "mqtt") -> Any:
         if b"poison" in payload:
             raise KeyError("injected fault")
-        return real_decode(topic, payload, received)
+        return real_decode(topic, payload, received, kind)
 
     decoder.decode = faulty  # type: ignore[method-assign]
     gw.start()

@@ -78,6 +78,7 @@ class Housekeeper:
         self.evictor = Evictor(conn, inflight, clock)
         self.evictor.before_delete = flush
         self._pass_ended: float | None = None
+        self._reshaping = False
         self._incremental = conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
         self.space: Space | None = None
 
@@ -123,10 +124,18 @@ class Housekeeper:
                 self._give_back(done, space)
         done.evicted.update(self.evictor.evicted)
         self.evictor.evicted.clear()
-        if done.evicted or done.compacted:
-            self.inflight.reshaped += 1
+        if self._reshaping:
+            self._reshaping = False
+            self.inflight.reshaped += 1  # even again: done
         done.space = self.space
         return done
+
+    def _reshape(self) -> None:
+        """Stored rows are about to be deleted or folded: a backlog kept running must be
+        counted again (InFlight.reshaped is odd from here to the end of the round)."""
+        if not self._reshaping:
+            self._reshaping = True
+            self.inflight.reshaped += 1
 
     def _age(self, done: Round, deadline: float) -> None:
         max_age = self.config.max_age
@@ -135,6 +144,7 @@ class Housekeeper:
         oldest = self.evictor.oldest_ts()
         if not any(ts < cutoff for ts in oldest.values()):
             return
+        self._reshape()
         while self.clock.monotonic() < deadline:
             if not self.evictor.evict_older_than(max_age):
                 break
@@ -147,6 +157,7 @@ class Housekeeper:
             if ended is not None and 0 <= self.clock.now() - ended < PASS_PAUSE:
                 return space
             self.compactor.new_pass()
+        self._reshape()
         while self.clock.monotonic() < deadline:
             folded = self.compactor.step()
             if folded is None:
@@ -183,6 +194,7 @@ class Housekeeper:
             if n:
                 done.dead_letters_evicted += n
             else:
+                self._reshape()
                 if not self.evictor.evict_oldest(rows):
                     break  # nothing left that may go (all in flight): next round
             space = self.measure()

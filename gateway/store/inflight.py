@@ -24,8 +24,9 @@ class InFlight:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self._claims: dict[str, tuple[int, int]] = {}
-        #: bumped each time housekeeping deletes or folds rows a sink may still wait
-        #: for (eviction, max_age, compaction): a backlog kept running is counted again
+        #: bumped when housekeeping starts deleting or folding rows a sink may still wait
+        #: for (eviction, max_age, compaction) and again when it is done (odd meanwhile):
+        #: a backlog kept running is counted again whenever it changed
         self.reshaped = 0
 
     @contextmanager

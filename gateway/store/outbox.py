@@ -412,7 +412,8 @@ class Outbox:
         for sink, saved in self.conn.execute("SELECT sink, last_id FROM cursors "
                                              "ORDER BY sink").fetchall():
             last_id = int(max(saved, (positions or {}).get(sink) or saved))
-            known = self._counted.get(sink) if reshaped is not None else None
+            steady = reshaped is not None and reshaped % 2 == 0  # odd: housekeeping at work
+            known = self._counted.get(sink) if steady else None
             if known is not None and known[3] == reshaped and last_id >= known[0]:
                 before, seen_top, n, _ = known
                 if last_id >= seen_top:
@@ -421,8 +422,8 @@ class Outbox:
                     n = n - self._count(before, last_id) + self._count(seen_top, top)
             else:
                 n = self._count(last_id, None)
-            if reshaped is not None:
-                self._counted[sink] = (last_id, top, n, reshaped)
+            if steady:
+                self._counted[sink] = (last_id, top, n, reshaped)  # type: ignore[arg-type]
             row = self.conn.execute(_FIRST_TS, (last_id,) * len(READINGS)).fetchone()
             out.append(Backlog(sink, n, row[1] / 1000.0 if row else None, last_id))
         return out
