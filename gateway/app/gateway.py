@@ -292,6 +292,7 @@ class Gateway:
             "pid": os.getpid(), "uptime": now - self.started, "store": str(self.data_dir),
             "mqtt": {"broker": f"{self.config.mqtt.host}:{self.config.mqtt.port}",
                      "connected": bool(s.get("gateway.mqtt_connected")),
+                     "subscribed": self.source.subscribed.is_set(),
                      "topics": len(self.decoder.subscriptions()),
                      "sessions_lost": s.total("gateway.mqtt_session_lost")},
             "ingest": {"received": s.total("gateway.received"),

@@ -217,6 +217,8 @@ def render_status(s: dict[str, Any]) -> str:
     mqtt = s.get("mqtt")
     if mqtt:
         state = "connected" if mqtt["connected"] else "NOT CONNECTED"
+        if mqtt["connected"] and mqtt.get("subscribed") is False:
+            state += ", SUBSCRIBING (messages for the devices may not reach it yet)"
         lines.append(f"  mqtt {mqtt['broker']}: {state}, {mqtt['topics']} topic filter(s)")
         if mqtt.get("sessions_lost"):
             lines.append(f"    SESSION LOST {mqtt['sessions_lost']:.0f} time(s): the broker had "

@@ -75,6 +75,9 @@ class MqttSource(Source):
         self._lock = threading.Lock()
         self._generation = 0
         self.connected = threading.Event()
+        #: every subscription acknowledged by the broker on this connection: until then a
+        #: message published for a device may not reach the gateway (on a new session)
+        self.subscribed = threading.Event()
         self.v5 = config.protocol == "5"
         # MQTT 3.1.1 keeps the session through clean_session=False instead of clean_start.
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
@@ -110,12 +113,15 @@ class MqttSource(Source):
         self.client.loop_start()
 
     def ready(self) -> bool:
-        return self.connected.is_set()
+        return self.subscribed.is_set()
 
     def problem(self) -> str:
-        if self.connected.is_set():
-            return ""
-        return f"not connected to the MQTT broker {self.config.host}:{self.config.port}"
+        where = f"{self.config.host}:{self.config.port}"
+        if not self.connected.is_set():
+            return f"not connected to the MQTT broker {where}"
+        if not self.subscribed.is_set():
+            return f"connected to the MQTT broker {where}, subscribing to the devices' topics"
+        return ""
 
     def stop(self) -> None:
         try:
@@ -147,6 +153,7 @@ class MqttSource(Source):
         self.session.save(now)
         self.stats.set("gateway.mqtt_connected", 1)
         self.stats.inc("gateway.mqtt_connects")
+        self.subscribed.clear()
         self.connected.set()
         # Subscribe every time: cheap, and a broker that lost its session (no persistence)
         # would otherwise leave us subscribed to nothing.
@@ -158,6 +165,8 @@ class MqttSource(Source):
                 _, mid = client.subscribe([(t, 1) for t in chunk])
             if mid is not None:
                 self._subscribe_topics[mid] = chunk
+        if not self._subscribe_topics:
+            self.subscribed.set()
 
     def _new_session(self, last: float | None, now: float) -> None:
         """The broker holds no session for the gateway: expected, expired, or forgotten."""
@@ -200,6 +209,8 @@ class MqttSource(Source):
             if code.is_failure:
                 self.stats.inc("gateway.mqtt_subscribe_failures")
                 log.error("broker refused subscription to %r: %s", topic, code)
+        if not self._subscribe_topics:
+            self.subscribed.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:
@@ -210,6 +221,8 @@ class MqttSource(Source):
         if self.connected.is_set():
             self.session.save(self.clock.now())
         self.connected.clear()
+        self.subscribed.clear()
+        self._subscribe_topics.clear()
         self.stats.set("gateway.mqtt_connected", 0)
         if reason.is_failure:
             self.stats.inc("gateway.mqtt_disconnects")

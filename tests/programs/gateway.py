@@ -55,8 +55,10 @@ class GatewayProcess(ManagedProcess):
     def is_ready(self) -> bool:
         if not self._wait_connected:
             return True
+        # Subscribed, not only connected: on a new session a message published before
+        # the broker acknowledged the subscriptions never reaches the gateway.
         status = self.status()
-        return bool(status and status["mqtt"]["connected"])
+        return bool(status and status["mqtt"].get("subscribed"))
 
     @property
     def proc(self) -> subprocess.Popen[bytes] | None:

@@ -68,8 +68,8 @@ class GatewayThread:
 
     def start(self, timeout: float = 20.0) -> None:
         self._thread.start()
-        if not self.gateway.source.connected.wait(timeout):
-            raise RuntimeError("the gateway did not connect to the broker")
+        if not self.gateway.source.subscribed.wait(timeout):
+            raise RuntimeError("the gateway did not connect to the broker and subscribe")
 
     def status(self) -> dict[str, Any]:
         return self.gateway.status()
