@@ -11,6 +11,8 @@ import threading
 import time
 from collections.abc import Sequence
 
+from programs.ports import wait_until
+
 from gateway.config.schema import DeviceConfig
 from gateway.health.stats import Stats
 from gateway.ingest.fanout import Buffered
@@ -66,15 +68,6 @@ def _send(ingest: Ingest, power: int, acked: list[int], retained: bool = False) 
                   lambda: acked.append(power))
 
 
-def _wait(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
 def test_every_listener_hears_each_committed_batch_and_a_broken_one_stops_nothing(
         tmp_path, caplog):
     stats = Stats()
@@ -89,8 +82,8 @@ def test_every_listener_hears_each_committed_batch_and_a_broken_one_stops_nothin
         _send(ingest, 7, acked, retained=True)
         for power in (1, 2, 3):
             _send(ingest, power, acked)
-        assert _wait(lambda: len(acked) == 4)
-        assert _wait(lambda: sum(len(b) for b in second.batches) == 3)
+        assert wait_until(lambda: len(acked) == 4, 10)
+        assert wait_until(lambda: sum(len(b) for b in second.batches) == 3, 10)
     finally:
         ingest.stop()
     for heard in (first, second):
@@ -117,7 +110,7 @@ def test_a_slow_listener_behind_a_buffer_drops_batches_counted_not_readings(tmp_
             _send(ingest, power, acked)
             time.sleep(0.01)  # a few commits, not one
         # Ingest is not held up by the listener: everything is committed and acknowledged.
-        assert _wait(lambda: len(acked) == 30), len(acked)
+        assert wait_until(lambda: len(acked) == 30, 10), len(acked)
         assert stats.total("gateway.fanout_dropped") > 0
     finally:
         slow.release.set()

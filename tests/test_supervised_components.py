@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from programs.ports import wait_until
 from reliability.inprocess import GatewayThread, TestClock
 
 SENSOR = "tele/plug1/SENSOR"
@@ -42,15 +43,6 @@ def _powers(path: Path) -> list[float]:
 
 def _publish(client: mqtt.Client, power: int) -> None:
     client.publish(SENSOR, json.dumps({"ENERGY": {"Power": power}}), qos=1).wait_for_publish(5)
-
-
-def _until(predicate, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 def _subscribed(gw: GatewayThread, publisher: mqtt.Client) -> None:
@@ -82,7 +74,7 @@ def test_a_forwarder_that_dies_is_restarted_and_nothing_is_lost(mosquitto, publi
         for power in (1, 2, 3):
             _publish(publisher, power)
         out = gw.gateway.data_dir / "readings.jsonl"
-        assert _until(lambda: _powers(out) == [1.0, 2.0, 3.0]), _powers(out)
+        assert wait_until(lambda: _powers(out) == [1.0, 2.0, 3.0], 20), _powers(out)
         status = gw.status()
         [death] = status["deaths"]
         assert death["component"] == "sink local" and death["action"] == "restarted"
@@ -103,12 +95,12 @@ def _dies_then_restarts(mosquitto, publisher, tmp_path, caplog, break_it, compon
     _subscribed(gw, publisher)
     _publish(publisher, 1)
     out = gw.gateway.data_dir / "readings.jsonl"
-    assert _until(lambda: _powers(out) == [1.0])
+    assert wait_until(lambda: _powers(out) == [1.0], 20)
     break_it(gw)
     _publish(publisher, 2)  # the one the component dies on
     _publish(publisher, 3)
     # The gateway stops itself, exit status 1, saying why.
-    assert _until(lambda: not gw._thread.is_alive(), 30), "the gateway kept running"
+    assert wait_until(lambda: not gw._thread.is_alive(), 30), "the gateway kept running"
     gw.stop()
     assert gw.gateway.supervisor.exit_status == 1
     [death] = gw.gateway.supervisor.deaths
@@ -120,7 +112,7 @@ def _dies_then_restarts(mosquitto, publisher, tmp_path, caplog, break_it, compon
     again = GatewayThread(_config(mosquitto), tmp_path, TestClock(time.time()))
     again.start()
     try:
-        assert _until(lambda: _powers(out) == [1.0, 2.0, 3.0]), _powers(out)
+        assert wait_until(lambda: _powers(out) == [1.0, 2.0, 3.0], 20), _powers(out)
     finally:
         again.stop()
     assert again.gateway.supervisor.exit_status == 0
