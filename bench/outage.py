@@ -72,6 +72,7 @@ from firmware_sim.network import Recording
 from firmware_sim.runner import ScenarioRun
 from firmware_sim.scenario import Booking, Event, Scenario
 from firmware_sim.site import Site, gateway_devices
+from gateway.clock import ManualClock
 from gateway.config.load import parse_config
 from gateway.config.schema import StoreSection
 from gateway.config.validate import Bytes
@@ -370,7 +371,7 @@ def compact_week(data_dir: Path, week: Week, budget: int, round_seconds: float,
     end of the week. The gateway's rounds are 0.25 s (`Housekeeper.run`'s default)."""
     section = StoreSection(max_bytes=Bytes(budget), min_free_bytes=Bytes(0))
     outbox = Outbox(data_dir, "full")
-    keeper = Housekeeper(outbox.conn, outbox.path, section, InFlight(), lambda: week.end)
+    keeper = Housekeeper(outbox.conn, outbox.path, section, InFlight(), ManualClock(week.end))
     compacted: Counter[str] = Counter()
     evicted: Counter[tuple[str, str]] = Counter()
     t0 = time.perf_counter()
