@@ -109,9 +109,11 @@ def test_a_week_offline_arrives_compacted_and_counted(mosquitto, victoria, tmp_p
     assert space["compacted"], "a week in 1 MiB needs compaction"
     # How much is folded and how much evicted depends on how the week's rounds fall;
     # what must hold: the critical readings are folded, never evicted, the store keeps
-    # far fewer rows than readings, and the ledger below accounts for every reading.
+    # fewer rows than readings within its budget, and the ledger below accounts for
+    # every reading.
     assert space["compacted"].get("critical"), space["compacted"]
-    assert vm["backlog_rows"] < total * 0.7, "compaction and eviction keep the rows down"
+    assert vm["backlog_rows"] < total, "compaction and eviction keep the rows down"
+    assert space["bytes"] <= space["budget_bytes"] * 1.1, space
     # Whether anything must be evicted depends on how the week's rounds fall (compaction
     # may make room enough); when something is, low-priority readings go first.
     assert all(k.endswith("/low") for k in space["evicted"]), space["evicted"]
