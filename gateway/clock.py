@@ -61,7 +61,10 @@ class ManualClock(Clock):
 
     Wall time and monotonic time move together; `set_now()` steps wall time
     alone (a clock set right by NTP, a daylight-saving change is not one: UTC
-    does not step). Sleeping advances the clock instead of waiting.
+    does not step). Sleeping advances the clock instead of waiting, so it suits
+    parts tested on their own (a window, a schedule, a throttle); a whole
+    `Gateway` on it would spin its periodic loops (use a clock that runs, as
+    tests/reliability/inprocess.py's TestClock does).
     """
 
     def __init__(self, start: float, timezone: str = "UTC") -> None:
