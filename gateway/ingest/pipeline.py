@@ -157,10 +157,9 @@ class Ingest:
         self.died: BaseException | None = None
         self.stopped = threading.Event()
         self.housekeeper: Housekeeper | None = None
-        #: each device's newest accepted readings (status, demo view, monitors)
-        #: who hears of committed readings (gateway.ingest.fanout)
+        #: who hears of committed readings: latest values, forwarders' wake-up, monitors
+        #: (gateway.ingest.fanout)
         self.fanout = Fanout(stats)
-        #: called (in the ingest thread) after each commit, e.g. to wake forwarders
 
     # -- called from other threads ---------------------------------------------------------
 
@@ -228,8 +227,8 @@ class Ingest:
                 self._throttle.flush()  # held-back warnings are told even if none follow
                 if self.clock.monotonic() >= next_round and not stopping:
                     busy = self._housekeep(outbox)
-                    next_round = self.clock.monotonic() + (HOUSEKEEPING_BUSY if busy
-                                                     else HOUSEKEEPING_EVERY)
+                    next_round = self.clock.monotonic() + (
+                        HOUSEKEEPING_BUSY if busy else HOUSEKEEPING_EVERY)
         except sqlite3.Error as exc:
             fault = classify(exc)
             if fault.corrupt:
@@ -302,16 +301,17 @@ class Ingest:
             batch.readings.extend(item)
             batch.own += len(item)
             return
-        item, ack = item  # type: ignore[misc]
-        assert isinstance(item, RawMessage)
+        message, ack = item  # type: ignore[misc]  # what submit() queued
+        assert isinstance(message, RawMessage)
         batch.messages += 1
         if ack is not None:
             batch.acks.append(ack)
         try:
-            result = self.decoder.decode(item.origin, item.payload, item.received, item.kind)
+            result = self.decoder.decode(message.origin, message.payload, message.received,
+                                         message.kind)
         except Exception as exc:  # noqa: BLE001 - one bad message must never stop ingest
-            result = self._decoder_error(item, exc)
-        if item.retained and result.readings and not result.retained_is_reading:
+            result = self._decoder_error(message, exc)
+        if message.retained and result.readings and not result.retained_is_reading:
             batch.outcomes[RETAINED, ""] += 1
             self._take_retained(result)
             return
@@ -322,7 +322,7 @@ class Ingest:
         if result.readings:
             batch.readings.extend(result.readings)
         if result.problems:
-            self._problems(item, result, outcome, batch)
+            self._problems(message, result, outcome, batch)
 
     def _decoder_error(self, item: RawMessage, exc: Exception) -> Decoded:
         """decode() raised: a bug, not the device's fault. Count, log, keep and acknowledge."""

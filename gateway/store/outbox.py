@@ -409,10 +409,10 @@ class Outbox:
         """
         out = []
         top = highest_id(self.conn)
+        steady = reshaped is not None and reshaped % 2 == 0  # odd: housekeeping at work
         for sink, saved in self.conn.execute("SELECT sink, last_id FROM cursors "
                                              "ORDER BY sink").fetchall():
             last_id = int(max(saved, (positions or {}).get(sink) or saved))
-            steady = reshaped is not None and reshaped % 2 == 0  # odd: housekeeping at work
             known = self._counted.get(sink) if steady else None
             if known is not None and known[3] == reshaped and last_id >= known[0]:
                 before, seen_top, n, _ = known
@@ -421,25 +421,18 @@ class Outbox:
                 else:
                     n = n - self._count(before, last_id) + self._count(seen_top, top)
             else:
-                n = self._count(last_id, None)
+                n = self._count(last_id, top)
             if steady:
                 self._counted[sink] = (last_id, top, n, reshaped)  # type: ignore[arg-type]
             row = self.conn.execute(_FIRST_TS, (last_id,) * len(READINGS)).fetchone()
             out.append(Backlog(sink, n, row[1] / 1000.0 if row else None, last_id))
         return out
 
-    def _count(self, after: int, upto: int | None) -> int:
-        """Stored rows with after < id <= upto (no upper bound with None)."""
-        n = 0
-        for table in READINGS.values():
-            if upto is None:
-                (k,) = self.conn.execute(f"SELECT count(*) FROM {table} WHERE id > ?",
-                                         (after,)).fetchone()
-            else:
-                (k,) = self.conn.execute(f"SELECT count(*) FROM {table} WHERE id > ? AND "
-                                         "id <= ?", (after, upto)).fetchone()
-            n += k
-        return int(n)
+    def _count(self, after: int, upto: int) -> int:
+        """Stored rows with after < id <= upto."""
+        return sum(self.conn.execute(f"SELECT count(*) FROM {table} WHERE id > ? AND id <= ?",
+                                     (after, upto)).fetchone()[0]
+                   for table in READINGS.values())
 
     def losses(self) -> dict[tuple[str, str], int]:
         """Readings given up, by (reason, sink), all priorities together."""
