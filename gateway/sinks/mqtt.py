@@ -8,10 +8,8 @@ PUBLISH with PUBACK. The topic comes from a template such as
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import string
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,12 +58,7 @@ class MqttSink(Sink):
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
         self.client = client
-        #: PUBACKs of the batch being sent (message ids), and the send waiting for them
-        self._acks = threading.Lock()
-        self._acked: set[int] = set()
-        self._waiting: tuple[set[int], asyncio.AbstractEventLoop, asyncio.Event] | None = None
         self.connected = False
         self.refused = False
         self.why_not_connected = "not connected yet"
@@ -101,7 +94,6 @@ class MqttSink(Sink):
             log.warning("sink %s: lost upstream broker %s (%s); readings wait in the store",
                         self.name, self.where, reason)
         self.connected = False
-        self._wake_waiting()
 
     async def open(self) -> None:
         self.client.connect_async(self.config.host, self.config.port, keepalive=60)
@@ -116,8 +108,6 @@ class MqttSink(Sink):
             why = f"not connected to upstream broker {self.where}: {self.why_not_connected}"
             return Outcome.held(why) if self.refused else Outcome.failed(why)
         infos = []
-        with self._acks:
-            self._acked.clear()  # acknowledgements of earlier batches tell nothing now
         topics, encode = self._topics, self._json.encode
         for row in rows:
             topic = topics.get(row.series)
@@ -130,7 +120,6 @@ class MqttSink(Sink):
                 break
             infos.append(info)
         deadline = self.clock.monotonic() + self.config.timeout
-        mids = {info.mid for info in infos}
         while True:
             done = 0
             for info in infos:
@@ -139,43 +128,10 @@ class MqttSink(Sink):
                 done += 1
             if done == len(rows):
                 return Outcome(done=done, delivered=done)
-            left = deadline - self.clock.monotonic()
-            if not self.connected or left <= 0:
+            if not self.connected or self.clock.monotonic() > deadline:
                 # Unconfirmed ones are sent again later: at-least-once.
                 why = "connection lost" if not self.connected else "no PUBACK in time"
                 return Outcome(done=done, delivered=done,
                                error=f"{why} from upstream broker {self.where} "
                                      f"({len(rows) - done} unconfirmed)")
-            await self._acknowledged(mids, left)
-
-    async def _acknowledged(self, mids: set[int], timeout: float) -> None:
-        """Wait until the broker has acknowledged every one of `mids`, the connection
-        drops, or `timeout`: woken by paho's thread, not by polling."""
-        event = asyncio.Event()
-        with self._acks:
-            if mids <= self._acked:
-                return
-            self._waiting = (mids, asyncio.get_running_loop(), event)
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            pass
-        finally:
-            with self._acks:
-                self._waiting = None
-
-    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any,
-                    properties: Any) -> None:
-        # paho's thread, for each PUBACK: wake the waiting send once its last one is in.
-        with self._acks:
-            self._acked.add(mid)
-            waiting = self._waiting
-            if waiting is not None and waiting[0] <= self._acked:
-                self._waiting = None
-                waiting[1].call_soon_threadsafe(waiting[2].set)
-
-    def _wake_waiting(self) -> None:
-        with self._acks:
-            waiting, self._waiting = self._waiting, None
-        if waiting is not None:
-            waiting[1].call_soon_threadsafe(waiting[2].set)
+            await self.clock.asleep(0.01)
