@@ -5,7 +5,7 @@ confirmed it, by reason and priority."""
 from pathlib import Path
 
 from gateway.clock import ManualClock
-from gateway.config.schema import StoreSection
+from gateway.config.schema import CompactionRule, StoreSection
 from gateway.config.validate import Bytes, Duration
 from gateway.model import Reading
 from gateway.store.housekeeping import Housekeeper
@@ -156,3 +156,27 @@ def test_the_budget_holds_across_a_restart(tmp_path: Path):
     done = hk.run(again.purge, seconds=30)
     assert done.space is not None and done.space.pressure <= 1
     assert again.losses_by_priority()[("evicted_size", "vm", "low")] == 30_000
+
+
+def test_slow_compaction_does_not_starve_eviction(tmp_path: Path):
+    """On a slow card a compaction step can take most of a round, and under steady input
+    a pass never ends (new readings keep ageing into a rule). Over the budget, eviction
+    still gets its share of every round: the store must not outgrow its budget."""
+    box = Outbox(tmp_path)
+    box.register_sinks(["vm"])
+    now = fill(box, 40_000)
+    config = StoreSection(max_bytes=Bytes(int(used(box, now) * 0.6)), min_free_bytes=Bytes(0),
+                          compaction=(CompactionRule(Duration(3600), Duration(60)),))
+    clock = ManualClock(now)
+    hk = Housekeeper(box.conn, box.path, config, InFlight(), clock)
+    step = hk.compactor.step
+
+    def slow_step() -> object:
+        clock.advance(0.1)  # each step takes 0.1 s of a 0.25 s round
+        return step()
+
+    hk.compactor.step = slow_step  # type: ignore[method-assign]
+    done = hk.run(box.purge, seconds=0.25)
+    assert done.compacted, "compaction still goes first"
+    assert done.evicted[("evicted_size", "low")] > 0, done
+    assert done.space is not None and done.space.pressure <= 1.0, done.space
