@@ -36,8 +36,9 @@ from gateway.profiles.devicetime import TimePolicy
 from gateway.profiles.library import ProfileLibrary
 from gateway.sinks.base import SinkContext
 from gateway.sinks.registry import make_sink
-from gateway.sources.base import Source
+from gateway.sources.base import Source, SourceContext
 from gateway.sources.mqtt import SESSION_RECORD, MqttSource
+from gateway.sources.registry import make_source
 from gateway.state.latest import LatestValues
 from gateway.store.inflight import InFlight
 from gateway.store.lock import StoreBusy, StoreLock
@@ -73,9 +74,11 @@ class Gateway:
         self.source = MqttSource(config.mqtt, config.client_id, self.decoder.subscriptions(),
                                  self.ingest.submit, self.stats, clock,
                                  self.data_dir / SESSION_RECORD)
-        #: every source of raw messages; the MQTT one is also `source` (its session, its
-        #: connection are shown in status)
+        #: every source of raw messages: the local broker's (also `source`: its session and
+        #: connection are shown in status), then each `sources[]` entry's
+        context = SourceContext(gw.name, clock, self.data_dir, self.stats, self.ingest.submit)
         self.sources: list[Source] = [self.source]
+        self.sources.extend(make_source(s, context) for s in config.sources)
         self.forwarders = [
             Forwarder(make_sink(s, SinkContext(gw.name, clock, self.data_dir)), self._outbox,
                       self.stats,

@@ -111,8 +111,10 @@ def parse_config(text: str, source: str = "<config>",
         raw = {}
     unresolved: list[Problem] = []
     data = _split_device_params(_walk(raw, "", env, unresolved))
-    # The kinds of sink, each with its settings class (it fills SinkCommon.variants).
-    import gateway.sinks.registry  # noqa: F401
+    # The kinds of sink and source, each with its settings class (they fill the variants
+    # of SinkCommon and SourceCommon).
+    import gateway.sinks.registry
+    import gateway.sources.registry  # noqa: F401
     config, more = build(Config, data)
     # A `${VAR}` that could not be resolved is the one cause of whatever else is wrong
     # with that key (a port that is '' is "not an integer"): report the cause alone.

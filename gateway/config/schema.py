@@ -329,16 +329,36 @@ class SinkCommon:
 
 
 @dataclass(frozen=True)
+class SourceCommon:
+    """Settings every source besides the local broker has (the broker is `mqtt:`). Each
+    kind of source has its own subclass, beside the source (gateway/sources/<kind>_config.py),
+    with `type` and its own settings; the source registry (gateway.sources.registry) lists
+    them in `variants`, by `type`, as the sink registry does for sinks."""
+
+    variants: ClassVar[dict[str, type[SourceCommon]]] = {}
+
+    name: str = field(metadata=doc("source name, as status and the logs show it"))
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        yield from name_problems("name", self.name, "source name")
+
+
+@dataclass(frozen=True)
 class Config:
     gateway: GatewaySection = field(metadata=doc("who this gateway is"))
     mqtt: MqttSection = field(default_factory=MqttSection, metadata=doc("the local broker"))
     store: StoreSection = field(default_factory=StoreSection, metadata=doc("the SQLite outbox"))
     devices: tuple[DeviceConfig, ...] = field(default=(), metadata=doc("devices to read"))
     sinks: tuple[SinkCommon, ...] = field(default=(), metadata=doc("where readings go"))
+    sources: tuple[SourceCommon, ...] = field(
+        default=(),
+        metadata=doc("sources besides the local broker, each by its `type`; none is built "
+                     "in yet (serial ports, GPIO pins and local checks come next)"))
 
     def check(self) -> Iterator[tuple[str, str]]:
         yield from _duplicates("devices", [d.id for d in self.devices if d], "device id")
         yield from _duplicates("sinks", [s.name for s in self.sinks if s], "sink name")
+        yield from _duplicates("sources", [s.name for s in self.sources if s], "source name")
 
     @property
     def client_id(self) -> str:

@@ -176,7 +176,7 @@ class Validator:
             return None
         if is_dataclass(tp):
             variants = getattr(tp, "variants", None)
-            if variants and isinstance(value, dict):
+            if variants is not None and isinstance(value, dict):
                 return self._variant(value, variants, path)
             return self.dataclass(value, tp, path)
         if origin is list or origin is tuple:
@@ -202,7 +202,10 @@ class Validator:
         kind = value.get("type")
         if kind not in tagged:
             choices = ", ".join(repr(k) for k in tagged)
-            self.fail(_join(path, "type"), f"must be one of {choices}, got {_show(kind)}")
+            if choices:
+                self.fail(_join(path, "type"), f"must be one of {choices}, got {_show(kind)}")
+            else:
+                self.fail(_join(path, "type"), f"no kind is built in yet, got {_show(kind)}")
             return None
         return self.dataclass(value, tagged[kind], path)
 

@@ -8,19 +8,37 @@ acknowledge (a serial line, a check) passes None. `submit` may block while
 ingest holds its window of unacknowledged messages: that is the back-pressure.
 
 The decoder matches a message on its origin kind and name (an MQTT topic; a
-serial port; a check's name), so a new source needs its module, a profile and
-its config, and nothing in ingest.
+serial port; a check's name), so a new source needs its module, its settings
+class, a line in the source registry (gateway.sources.registry), a profile,
+and nothing in ingest or the gateway.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from gateway.clock import Clock
+from gateway.health.stats import Stats
 from gateway.model import RawMessage
 
 #: hands one message to ingest; the callable is the acknowledgement, or None
 Submit = Callable[[RawMessage, Callable[[], None] | None], None]
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What a source may need from the gateway that builds it."""
+
+    gateway_name: str
+    clock: Clock
+    #: the gateway's data_dir: where a source keeps files of its own
+    data_dir: Path
+    stats: Stats
+    submit: Submit
 
 
 class Source(abc.ABC):
@@ -29,6 +47,11 @@ class Source(abc.ABC):
 
     #: the origin kind of its messages (RawMessage.kind)
     kind: str = ""
+
+    @classmethod
+    def build(cls, config: Any, context: SourceContext) -> Source:
+        """The source for one `sources[]` entry (its settings class, see the registry)."""
+        raise NotImplementedError(f"{cls.__name__} is not built from a sources[] entry")
 
     def __init__(self, name: str) -> None:
         self.name = name
