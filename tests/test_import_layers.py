@@ -19,7 +19,10 @@ ROOT = Path(__file__).resolve().parents[1] / "gateway"
 LAYERS: list[tuple[str, list[str]]] = [
     ("foundation", ["gateway", "gateway.model", "gateway.clock", "gateway.health.stats",
                     "gateway.health.ownmetrics"]),
-    ("config", ["gateway.config"]),
+    # The control plane's settings live beside it but belong to the config: the root
+    # config composes them, and they import nothing of the machinery.
+    ("config", ["gateway.config", "gateway.monitors.config", "gateway.monitors.template",
+                "gateway.notify.config"]),
     ("connections", ["gateway.net"]),
     ("parts", ["gateway.sources", "gateway.profiles", "gateway.store", "gateway.sinks"]),
     # The config loader checks devices against their profiles and lists components'

@@ -31,6 +31,7 @@ from gateway.health.selfmetrics import SelfMetrics
 from gateway.health.stats import Stats
 from gateway.ingest.fanout import OnCommit
 from gateway.ingest.pipeline import Ingest
+from gateway.notify.alerting import Alerting
 from gateway.profiles.decoder import Decoder
 from gateway.profiles.devicetime import TimePolicy
 from gateway.profiles.library import ProfileLibrary
@@ -86,6 +87,12 @@ class Gateway:
                       inflight=self.inflight, max_age=s.max_age, clock=clock)
             for s in config.sinks
         ]
+        #: monitors and notifications, when any monitor is configured
+        self.alerting: Alerting | None = None
+        if config.monitors:
+            self.alerting = Alerting(config, self.data_dir, clock, self.stats,
+                                     self.decoder.base_tags)
+            self.ingest.fanout.add(self.alerting.engine)
         self.self_metrics = SelfMetrics(gw.name, gw.tags)
         self.backlogs: list[Backlog] = []
         self.losses: dict[tuple[str, str, str], int] = {}
@@ -150,6 +157,8 @@ class Gateway:
             except OSError as exc:
                 log.error("status endpoint %s:%s not started: %s", http.host, http.port, exc)
                 self.http = None
+        if self.alerting is not None:
+            self.alerting.start()
         for source in self.sources:
             source.start()
         log.info("gateway %s %s running: %d device(s), %d topic filter(s), sinks: %s; store %s",
@@ -169,6 +178,8 @@ class Gateway:
             await asyncio.to_thread(self.ingest.stop)
             for source in self.sources:
                 await asyncio.to_thread(source.stop)
+            if self.alerting is not None:
+                await asyncio.to_thread(self.alerting.stop)
             for f in self.forwarders:
                 f.stop()
             _, pending = await asyncio.wait(tasks, timeout=10) if tasks else (set(), set())
@@ -196,6 +207,14 @@ class Gateway:
                     self.supervisor.died(f"source {source.name}", source.failure,
                                          restart=False)
                     return
+            if self.alerting is not None:
+                # Their state is in alerts.db: a fresh thread picks up where one left off.
+                for name, part in (("monitors", self.alerting.engine),
+                                   ("notify-sender", self.alerting.sender)):
+                    if part.failure is not None:
+                        if not self.supervisor.died(name, part.failure, restart=True):
+                            return
+                        part.start()
             await self.clock.asleep(0.5)
 
     def store_damaged(self) -> None:
@@ -325,6 +344,7 @@ class Gateway:
             "store_events": [{"at": at, "kind": kind, "detail": detail}
                              for at, kind, detail in self.store_events[:5]],
             "deaths": self.supervisor.deaths,
+            "alerts": self.alerting.status() if self.alerting is not None else None,
         }
 
     def _losses_total(self) -> dict[str, int]:

@@ -138,6 +138,14 @@ def config_reference() -> str:
         cls = entry.config
         lines += [f"#### `sinks[]` with `type: {kind}`", "", *_table(cls, "", skip=("type",)),
                   ""]
+    from gateway.monitors.config import MONITORS
+    from gateway.notify.config import AlertingSection, Person
+
+    for kind, monitor in MONITORS.items():
+        lines += [f"#### `monitors[]` with `type: {kind}`", "",
+                  *_table(monitor, "", skip=("type",)), ""]
+    lines += ["#### `people[]`", "", *_table(Person, ""), ""]
+    lines += ["#### `alerting`", "", *_table(AlertingSection, "alerting."), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -343,6 +343,11 @@ class SourceCommon:
         yield from name_problems("name", self.name, "source name")
 
 
+# The control plane's settings live beside it; they import only the helpers above.
+from gateway.monitors.config import MonitorCommon  # noqa: E402
+from gateway.notify.config import AlertingSection, Person  # noqa: E402
+
+
 @dataclass(frozen=True)
 class Config:
     gateway: GatewaySection = field(metadata=doc("who this gateway is"))
@@ -350,6 +355,11 @@ class Config:
     store: StoreSection = field(default_factory=StoreSection, metadata=doc("the SQLite outbox"))
     devices: tuple[DeviceConfig, ...] = field(default=(), metadata=doc("devices to read"))
     sinks: tuple[SinkCommon, ...] = field(default=(), metadata=doc("where readings go"))
+    monitors: tuple[MonitorCommon, ...] = field(
+        default=(), metadata=doc("alert rules, each by its `type` (see Alerts)"))
+    people: tuple[Person, ...] = field(default=(), metadata=doc("who alerts reach"))
+    alerting: AlertingSection = field(default_factory=AlertingSection,
+                                      metadata=doc("how notifications are delivered"))
     sources: tuple[SourceCommon, ...] = field(
         default=(),
         metadata=doc("sources besides the local broker, each by its `type`; none is built "
@@ -359,10 +369,35 @@ class Config:
         yield from _duplicates("devices", [d.id for d in self.devices if d], "device id")
         yield from _duplicates("sinks", [s.name for s in self.sinks if s], "sink name")
         yield from _duplicates("sources", [s.name for s in self.sources if s], "source name")
+        yield from _duplicates("monitors", [m.name for m in self.monitors if m], "monitor name")
+        yield from _duplicates("people", [p.name for p in self.people if p], "person name")
+        yield from self._monitor_references()
+
+    def _monitor_references(self) -> Iterator[tuple[str, str]]:
+        devices = {d.id for d in self.devices if d}
+        people = {p.name for p in self.people if p}
+        for i, m in enumerate(self.monitors):
+            if not m:
+                continue
+            for j, device in enumerate(m.devices):
+                if device not in devices:
+                    yield (f"monitors[{i}].devices[{j}]",
+                           f"no device {device!r} among devices: ({_choices(devices)})")
+            for j, who in enumerate(m.notify):
+                if who not in people and who not in ("on_duty", "everyone"):
+                    yield (f"monitors[{i}].notify[{j}]",
+                           f"no person {who!r} among people: (name one of {_choices(people)}, "
+                           "or 'on_duty' or 'everyone')")
+        if self.monitors and not self.people:
+            yield "people", "monitors need someone to tell: add people with their channels"
 
     @property
     def client_id(self) -> str:
         return self.mqtt.client_id or f"gateway-{self.gateway.name}"
+
+
+def _choices(names: set[str]) -> str:
+    return ", ".join(sorted(names)) or "none"
 
 
 def _duplicates(key: str, names: list[str], what: str) -> Iterator[tuple[str, str]]:

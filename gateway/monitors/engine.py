@@ -1,0 +1,181 @@
+"""The monitors, run: committed readings in, changes of status out to the dispatcher.
+
+A fan-out listener (gateway.ingest.fanout) behind a bounded queue and a thread
+of its own, so evaluating never slows the commit path: when it falls behind,
+whole batches are dropped and counted (`gateway.fanout_dropped{listener:
+monitors}`); the readings themselves are safe in the store. Once a second
+(`TICK`) every group is judged again, for what time alone changes: a window
+that empties, a condition held long enough, a device gone silent, a reminder
+due.
+
+Statuses live in memory and in alerts.db (gateway.notify.journal): on start
+they are read back, so an alert open before a restart stays open and is not
+announced again, and a device that was silent stays NO DATA until it speaks.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from gateway.clock import Clock
+from gateway.health.stats import Stats
+from gateway.model import Reading
+from gateway.monitors.config import MonitorCommon
+from gateway.monitors.evaluate import NO_DATA, OK, Evaluator, NoDataEvaluator, evaluator
+from gateway.notify.dispatch import Change, Dispatcher
+from gateway.notify.journal import Journal
+
+log = logging.getLogger("gateway.monitors")
+
+#: seconds between judging every group again
+TICK = 1.0
+
+
+@dataclass
+class GroupState:
+    status: str
+    since: float
+    value: float | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    notified_at: float | None = None
+
+
+class MonitorEngine:
+    def __init__(self, monitors: Sequence[MonitorCommon], devices: Iterable[str],
+                 dispatcher: Dispatcher, journal: Journal, clock: Clock, stats: Stats,
+                 batches: int = 1000) -> None:
+        self.clock = clock
+        self.stats = stats
+        self.dispatcher = dispatcher
+        self.journal = journal
+        now = clock.now()
+        devices = list(devices)
+        self.evaluators: list[Evaluator] = [evaluator(m, devices, now) for m in monitors]
+        self.states: dict[tuple[str, str], GroupState] = {}
+        names = {m.name for m in monitors}
+        for (name, group), s in journal.states().items():
+            if name in names:
+                self.states[(name, group)] = GroupState(s.status, s.since, s.value, s.tags,
+                                                        s.notified_at)
+        for ev in self.evaluators:
+            if isinstance(ev, NoDataEvaluator):
+                for (name, group), s in self.states.items():
+                    if name == ev.monitor.name and s.status == NO_DATA:
+                        ev.heard[group] = float("-inf")  # silent before the restart: still
+        self._queue: queue.Queue[Sequence[Reading] | None] = queue.Queue(batches)
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        #: an exception that broke the thread: the supervisor restarts the engine
+        self.failure: BaseException | None = None
+
+    # -- the fan-out listener (called in the ingest thread: must be quick) -------------
+
+    def committed(self, readings: Sequence[Reading]) -> None:
+        try:
+            self._queue.put_nowait(readings)
+        except queue.Full:
+            self.stats.inc("gateway.fanout_dropped", len(readings), listener="monitors")
+
+    def retained(self, readings: Sequence[Reading]) -> None:
+        """A retained message is last known state of unknown age: never judged."""
+
+    # -- the thread ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.failure = None
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="monitors", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        try:
+            self._queue.put_nowait(None)
+        except queue.Full:
+            pass
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            next_tick = self.clock.monotonic() + TICK
+            while not self._stop.is_set():
+                wait = max(0.0, next_tick - self.clock.monotonic())
+                try:
+                    item = self._queue.get(timeout=wait)
+                except queue.Empty:
+                    item = None
+                if item:
+                    self.take(item)
+                if self.clock.monotonic() >= next_tick:
+                    self.tick()
+                    next_tick = self.clock.monotonic() + TICK
+        except BaseException as exc:
+            self.failure = exc
+            log.critical("the monitors' thread died", exc_info=exc)
+
+    # -- evaluation (in the thread; called directly by tests) ---------------------------
+
+    def take(self, readings: Sequence[Reading]) -> None:
+        now = self.clock.now()
+        for ev in self.evaluators:
+            for group in ev.add(readings, now):
+                self._judge(ev, group, now)
+
+    def tick(self) -> None:
+        now = self.clock.now()
+        for ev in self.evaluators:
+            for group in ev.groups():
+                self._judge(ev, group, now)
+        self._remind(now)
+        self.stats.set("gateway.monitors.groups", len(self.states))
+        self.stats.set("gateway.monitors.points", sum(ev.points() for ev in self.evaluators))
+
+    def _judge(self, ev: Evaluator, group: str, now: float) -> None:
+        key = (ev.monitor.name, group)
+        state = self.states.get(key)
+        verdict = ev.judge(group, state.status if state else OK, now)
+        if verdict is None:
+            return
+        if state is None:
+            state = self.states[key] = GroupState(OK, now, tags=verdict.tags)
+        state.value = verdict.value
+        if verdict.status == state.status:
+            return
+        before = state.status
+        triggered = state.since if before != OK and verdict.status != OK else now
+        change = Change(ev.monitor, group, before, verdict.status, verdict.value,
+                        verdict.tags, now, triggered)
+        self.dispatcher.record(change)
+        log.info("monitor %s on %s: %s -> %s (value %s)", ev.monitor.name, group, before,
+                 verdict.status, verdict.value)
+        self.stats.inc("gateway.monitors.transitions", monitor=ev.monitor.name,
+                       status=verdict.status)
+        if before == OK or verdict.status == OK:
+            state.since = now
+        state.status, state.tags = verdict.status, verdict.tags
+        state.notified_at = now
+
+    def _remind(self, now: float) -> None:
+        monitors = {ev.monitor.name: ev.monitor for ev in self.evaluators}
+        for (name, group), state in self.states.items():
+            m = monitors.get(name)
+            if m is None or state.status == OK or not m.renotify_interval:
+                continue
+            last = state.notified_at if state.notified_at is not None else state.since
+            if now - last < m.renotify_interval or self.journal.acked(name, group):
+                continue
+            self.dispatcher.record(Change(m, group, state.status, state.status, state.value,
+                                          state.tags, now, state.since, renotify=True))
+            state.notified_at = now
+
+    def open(self) -> list[tuple[str, str, GroupState]]:
+        """Groups not OK now: (monitor, group, state)."""
+        return [(m, g, s) for (m, g), s in sorted(self.states.items()) if s.status != OK]

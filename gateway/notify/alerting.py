@@ -1,0 +1,50 @@
+"""The alerting side of a gateway, assembled from the config: monitors, rota, the
+notification outbox and its sender, all on alerts.db.
+
+The gateway adds `engine` to the ingest stage's fan-out and starts and stops
+this; nothing here reaches into sources, the store or the sinks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from gateway.clock import Clock
+from gateway.config.schema import Config
+from gateway.health.stats import Stats
+from gateway.monitors.engine import MonitorEngine
+from gateway.notify.dispatch import Dispatcher
+from gateway.notify.journal import Journal
+from gateway.notify.rota import Rota
+from gateway.notify.sender import Sender
+
+
+class Alerting:
+    def __init__(self, config: Config, data_dir: Path, clock: Clock, stats: Stats,
+                 device_tags: Mapping[str, Mapping[str, str]]) -> None:
+        self.journal = Journal(data_dir)
+        self.rota = Rota(config.people, clock)
+        self.dispatcher = Dispatcher(self.journal, self.rota, clock, config.gateway.name,
+                                     device_tags)
+        self.engine = MonitorEngine(config.monitors, [d.id for d in config.devices],
+                                    self.dispatcher, self.journal, clock, stats)
+        self.sender = Sender(self.journal, {p.name: p for p in config.people},
+                             config.alerting, clock, stats)
+
+    def start(self) -> None:
+        self.engine.start()
+        self.sender.start()
+
+    def stop(self) -> None:
+        self.engine.stop()
+        self.sender.stop()
+        self.journal.close()
+
+    def status(self) -> dict[str, object]:
+        return {
+            "open": [{"monitor": m, "group": g, "status": s.status, "since": s.since,
+                      "value": s.value} for m, g, s in self.engine.open()],
+            "on_duty": self.rota.on_duty(self.engine.clock.now()),
+            "pending_notifications": self.journal.pending(),
+        }

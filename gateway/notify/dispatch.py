@@ -1,0 +1,133 @@
+"""From a monitor's change of status to notifications queued for the right people.
+
+The message is the monitor's template, rendered once per notice with
+Datadog's section flags for the transition (`is_alert`, `is_recovery`,
+`is_alert_recovery`, `is_renotify` ...) and the variables of the group
+(`value`, `threshold`, `device.name`, `tags.room`, `last_triggered_at` in the
+gateway's time zone ...). Who is told comes from the rota at that moment;
+when nobody is, that is recorded too (state `nobody`), never silently dropped.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from gateway.clock import Clock
+from gateway.config.validate import duration_words
+from gateway.monitors.config import MonitorCommon, ThresholdMonitor
+from gateway.monitors.template import Template
+from gateway.notify.journal import NOBODY, Journal, Outgoing
+from gateway.notify.rota import Rota
+
+ALERT, WARN, NO_DATA, OK = "ALERT", "WARN", "NO DATA", "OK"
+_FLAG = {ALERT: "is_alert", WARN: "is_warning", NO_DATA: "is_no_data"}
+_RECOVERY = {ALERT: "is_alert_recovery", WARN: "is_warning_recovery",
+             NO_DATA: "is_no_data_recovery"}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One group of one monitor moving from one status to another (or reminded)."""
+
+    monitor: MonitorCommon
+    group: str
+    before: str
+    after: str
+    value: float | None
+    tags: tuple[tuple[str, str], ...]
+    at: float
+    #: when the current trouble began (for last_triggered_at)
+    triggered_at: float
+    renotify: bool = False
+
+
+def flags(change: Change) -> frozenset[str]:
+    out = set()
+    if change.after == OK:
+        out.add("is_recovery")
+        if change.before in _RECOVERY:
+            out.add(_RECOVERY[change.before])
+    elif change.after in _FLAG:
+        out.add(_FLAG[change.after])
+    if change.renotify:
+        out.add("is_renotify")
+    return frozenset(out)
+
+
+def _ip() -> str:
+    """The address this host reaches the network from (no packet is sent)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1: routing only
+            return str(s.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+class Dispatcher:
+    def __init__(self, journal: Journal, rota: Rota, clock: Clock, gateway_name: str,
+                 device_tags: Mapping[str, Mapping[str, str]]) -> None:
+        self.journal = journal
+        self.rota = rota
+        self.clock = clock
+        self.gateway_name = gateway_name
+        self.device_tags = device_tags
+        self.ip = _ip()
+        self._templates: dict[str, Template] = {}
+
+    def _template(self, monitor: MonitorCommon) -> Template:
+        t = self._templates.get(monitor.message)
+        if t is None:
+            t = self._templates[monitor.message] = Template.parse(monitor.message)
+        return t
+
+    def values(self, change: Change, told: list[str]) -> dict[str, str]:
+        m = change.monitor
+        tags = dict(change.tags)
+        device = tags.get("device", "")
+        all_tags = {**self.device_tags.get(device, {}), **tags}
+        out = {
+            "value": _number(change.value), "status": change.after,
+            "priority": f"P{m.priority}", "monitor.name": m.name, "group": change.group,
+            "device.name": device, "gateway.name": self.gateway_name, "gateway.ip": self.ip,
+            "duration": duration_words(max(0.0, change.at - change.triggered_at)),
+            "last_triggered_at": self.clock.local(change.triggered_at).strftime(
+                "%Y-%m-%d %H:%M:%S %Z"),
+            "told": ", ".join(told),
+        }
+        if isinstance(m, ThresholdMonitor):
+            out["threshold"] = _number(m.critical)
+            out["warn_threshold"] = _number(m.warning)
+        out.update({f"tags.{k}": v for k, v in all_tags.items()})
+        return out
+
+    def title(self, change: Change) -> str:
+        word = "Recovered" if change.after == OK else change.after
+        again = " (reminder)" if change.renotify else ""
+        return f"[{word}] {change.monitor.name} on {change.group}{again}"
+
+    def outgoing(self, change: Change) -> list[Outgoing]:
+        m = change.monitor
+        names, why = self.rota.recipients(m.notify, m.safety_critical, change.at)
+        if not names:
+            return [Outgoing("", self.title(change), f"nobody was told ({why})", NOBODY)]
+        body = self._template(m).render(flags(change), self.values(change, names))
+        return [Outgoing(name, self.title(change), body) for name in names]
+
+    def record(self, change: Change) -> None:
+        """Queue the notices of one change with the change itself (one transaction)."""
+        out = self.outgoing(change)
+        if change.renotify:
+            self.journal.record_renotify(change.monitor.name, change.group, change.at,
+                                         change.value, out)
+            return
+        self.journal.record_transition(
+            change.monitor.name, change.group, change.after, change.at, change.value,
+            change.tags, out, f"{change.before} -> {change.after}",
+            opens=change.after != OK, closes=change.after == OK)
