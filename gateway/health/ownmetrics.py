@@ -66,6 +66,13 @@ CATALOGUE: dict[str, OwnMetric] = {m.name: m for m in (
     _c("fanout_dropped", "committed readings a slow listener missed because its queue was "
                          "full (they are stored; the listener's view skipped them)",
        "listener"),
+    # -- alerts
+    _g("monitor_groups", "groups (devices, rooms ...) the monitors judge"),
+    _g("monitor_points", "points the monitors' windows hold in memory"),
+    _c("monitor_transitions", "changes of a monitor's status, by the status entered",
+       "monitor", "status"),
+    _c("notifications", "deliveries tried on a person's channel, by result", "person",
+       "result"),
     # -- the broker
     _g("mqtt_connected", "1 while connected to the MQTT broker"),
     _c("mqtt_connects", "connections made to the MQTT broker"),

@@ -135,8 +135,8 @@ class MonitorEngine:
             for group in ev.groups():
                 self._judge(ev, group, now)
         self._remind(now)
-        self.stats.set("gateway.monitors.groups", len(self.states))
-        self.stats.set("gateway.monitors.points", sum(ev.points() for ev in self.evaluators))
+        self.stats.set("gateway.monitor_groups", len(self.states))
+        self.stats.set("gateway.monitor_points", sum(ev.points() for ev in self.evaluators))
 
     def _judge(self, ev: Evaluator, group: str, now: float) -> None:
         key = (ev.monitor.name, group)
@@ -156,7 +156,7 @@ class MonitorEngine:
         self.dispatcher.record(change)
         log.info("monitor %s on %s: %s -> %s (value %s)", ev.monitor.name, group, before,
                  verdict.status, verdict.value)
-        self.stats.inc("gateway.monitors.transitions", monitor=ev.monitor.name,
+        self.stats.inc("gateway.monitor_transitions", monitor=ev.monitor.name,
                        status=verdict.status)
         if before == OK or verdict.status == OK:
             state.since = now
