@@ -344,8 +344,8 @@ class SourceCommon:
 
 
 # The control plane's settings live beside it; they import only the helpers above.
-from gateway.monitors.config import MonitorCommon  # noqa: E402
-from gateway.notify.config import AlertingSection, Person  # noqa: E402
+from gateway.monitors.config import BookingsSection, MonitorCommon  # noqa: E402
+from gateway.notify.config import AlertingSection, DowntimeConfig, Person  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -360,6 +360,10 @@ class Config:
     people: tuple[Person, ...] = field(default=(), metadata=doc("who alerts reach"))
     alerting: AlertingSection = field(default_factory=AlertingSection,
                                       metadata=doc("how notifications are delivered"))
+    downtimes: tuple[DowntimeConfig, ...] = field(
+        default=(), metadata=doc("recurring quiet times for routine monitors"))
+    bookings: BookingsSection | None = field(
+        default=None, metadata=doc("the hall's booking calendar, for monitors' booking:"))
     sources: tuple[SourceCommon, ...] = field(
         default=(),
         metadata=doc("sources besides the local broker, each by its `type`; none is built "
@@ -383,11 +387,22 @@ class Config:
                 if device not in devices:
                     yield (f"monitors[{i}].devices[{j}]",
                            f"no device {device!r} among devices: ({_choices(devices)})")
-            for j, who in enumerate(m.notify):
+            named = [(f"monitors[{i}].notify[{j}]", who) for j, who in enumerate(m.notify)]
+            named += [(f"monitors[{i}].escalate[{k}].notify[{j}]", who)
+                      for k, step in enumerate(m.escalate) for j, who in enumerate(step.notify)]
+            for key, who in named:
                 if who not in people and who not in ("on_duty", "everyone"):
-                    yield (f"monitors[{i}].notify[{j}]",
-                           f"no person {who!r} among people: (name one of {_choices(people)}, "
-                           "or 'on_duty' or 'everyone')")
+                    yield (key, f"no person {who!r} among people: (name one of "
+                                f"{_choices(people)}, or 'on_duty' or 'everyone')")
+            if m.booking is not None and self.bookings is None:
+                yield (f"monitors[{i}].booking", "needs the hall's calendar: add bookings: "
+                                                 "{calendar: bookings.ics}")
+        monitors = {m.name for m in self.monitors if m}
+        for i, d in enumerate(self.downtimes):
+            for j, name in enumerate(d.monitors if d else ()):
+                if name not in monitors:
+                    yield (f"downtimes[{i}].monitors[{j}]",
+                           f"no monitor {name!r} among monitors: ({_choices(monitors)})")
         if self.monitors and not self.people:
             yield "people", "monitors need someone to tell: add people with their channels"
 

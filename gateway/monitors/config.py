@@ -12,6 +12,7 @@ from typing import ClassVar, Literal
 
 from gateway.config.schema import name_problems, positive
 from gateway.config.validate import Duration, doc
+from gateway.config.weekly import window_problems
 from gateway.monitors.template import Template, TemplateError
 
 Aggregation = Literal["avg", "min", "max", "sum", "last", "count"]
@@ -24,6 +25,28 @@ DEFAULT_MESSAGE = (
     "{{#is_renotify}} (still){{/is_renotify}}: {{monitor.name}} on {{group}}"
     "{{^is_no_data}}, value {{value}}{{/is_no_data}}"
 )
+
+
+@dataclass(frozen=True)
+class BookingRule:
+    """Whether the hall's bookings (`bookings:`) open or close a monitor's gate."""
+
+    only: Literal["unbooked", "booked"] = field(
+        default="unbooked",
+        metadata=doc("judge only while the hall is unbooked (lights on in an empty hall) "
+                     "or only while booked"))
+    before: Duration = field(
+        default=Duration(0), metadata=doc("a booking starting within this counts already"))
+    after: Duration = field(
+        default=Duration(0), metadata=doc("a booking that ended within this still counts"))
+
+
+@dataclass(frozen=True)
+class EscalationStep:
+    after: Duration = field(default=Duration(900),
+                            metadata=doc("unacknowledged this long after the alert began"))
+    notify: tuple[str, ...] = field(default=("everyone",),
+                                    metadata=doc("who is told then (as notify:)"))
 
 
 @dataclass(frozen=True)
@@ -49,7 +72,16 @@ class MonitorCommon:
         metadata=doc("while still alerting, tell them again this often; 0: once"))
     safety_critical: bool = field(
         default=False,
-        metadata=doc("always reaches someone: everyone when nobody is on duty"))
+        metadata=doc("always reaches someone: everyone when nobody is on duty, and "
+                     "downtimes do not silence it"))
+    escalate: tuple[EscalationStep, ...] = field(
+        default=(), metadata=doc("further people told while nobody acknowledges"))
+    active: tuple[str, ...] = field(
+        default=(),
+        metadata=doc("weekly windows (gateway's time zone) it judges in, e.g. 'daily "
+                     "23:00-06:00'; outside them its groups are OK; none: always"))
+    booking: BookingRule | None = field(
+        default=None, metadata=doc("judge only while the hall is (un)booked"))
 
     def check(self) -> Iterator[tuple[str, str]]:
         yield from name_problems("name", self.name, "monitor name")
@@ -61,6 +93,12 @@ class MonitorCommon:
             Template.parse(self.message)
         except TemplateError as exc:
             yield "message", str(exc)
+        yield from window_problems("active", self.active)
+        for i, step in enumerate(self.escalate):
+            if not step.notify:
+                yield f"escalate[{i}].notify", "must name someone"
+            if i and step.after <= self.escalate[i - 1].after:
+                yield f"escalate[{i}].after", "must come later than the step before"
 
 
 @dataclass(frozen=True)
@@ -161,6 +199,22 @@ class NoDataMonitor(MonitorCommon):
     def check(self) -> Iterator[tuple[str, str]]:
         yield from MonitorCommon.check(self)
         yield from positive("timeframe", self.timeframe, " seconds")
+
+
+@dataclass(frozen=True)
+class BookingsSection:
+    """The hall's bookings, from an iCalendar file or URL (recurring events and their
+    exceptions included)."""
+
+    calendar: str = field(default="", metadata=doc("a .ics path (relative: to the config's "
+                                                   "folder) or an http(s) URL",
+                                                   required=True))
+    refresh: Duration = field(default=Duration(900), metadata=doc("how often it is read again"))
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        if not self.calendar:
+            yield "calendar", "give an .ics file or an http(s):// URL"
+        yield from positive("refresh", self.refresh, " seconds")
 
 
 MONITORS: dict[str, type[MonitorCommon]] = {

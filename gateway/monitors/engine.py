@@ -19,7 +19,7 @@ import logging
 import queue
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gateway.clock import Clock
 from gateway.health.stats import Stats
@@ -42,6 +42,10 @@ class GroupState:
     value: float | None = None
     tags: tuple[tuple[str, str], ...] = ()
     notified_at: float | None = None
+    #: the downtime that silenced its last notice (its end may call for one)
+    muted_by: str | None = None
+    #: escalation steps already taken in this episode
+    escalated: int = 0
 
 
 class MonitorEngine:
@@ -60,7 +64,7 @@ class MonitorEngine:
         for (name, group), s in journal.states().items():
             if name in names:
                 self.states[(name, group)] = GroupState(s.status, s.since, s.value, s.tags,
-                                                        s.notified_at)
+                                                        s.notified_at, s.muted_by, s.escalated)
         for ev in self.evaluators:
             if isinstance(ev, NoDataEvaluator):
                 for (name, group), s in self.states.items():
@@ -134,7 +138,7 @@ class MonitorEngine:
         for ev in self.evaluators:
             for group in ev.groups():
                 self._judge(ev, group, now)
-        self._remind(now)
+        self._notices(now)
         self.stats.set("gateway.monitor_groups", len(self.states))
         self.stats.set("gateway.monitor_points", sum(ev.points() for ev in self.evaluators))
 
@@ -153,28 +157,52 @@ class MonitorEngine:
         triggered = state.since if before != OK and verdict.status != OK else now
         change = Change(ev.monitor, group, before, verdict.status, verdict.value,
                         verdict.tags, now, triggered)
-        self.dispatcher.record(change)
-        log.info("monitor %s on %s: %s -> %s (value %s)", ev.monitor.name, group, before,
-                 verdict.status, verdict.value)
+        muted_by = self.dispatcher.record(change)
+        log.info("monitor %s on %s: %s -> %s (value %s)%s", ev.monitor.name, group, before,
+                 verdict.status, verdict.value,
+                 f"; silenced by downtime {muted_by}" if muted_by else "")
         self.stats.inc("gateway.monitor_transitions", monitor=ev.monitor.name,
                        status=verdict.status)
         if before == OK or verdict.status == OK:
             state.since = now
+            state.escalated = 0
         state.status, state.tags = verdict.status, verdict.tags
-        state.notified_at = now
+        state.notified_at, state.muted_by = now, muted_by
 
-    def _remind(self, now: float) -> None:
+    def _notices(self, now: float) -> None:
+        """What time alone calls for while a group is in trouble: the end of a downtime that
+        silenced it, an escalation step, a reminder."""
         monitors = {ev.monitor.name: ev.monitor for ev in self.evaluators}
+        downtimes = {d.config.name: d for d in self.dispatcher.downtimes.all}
         for (name, group), state in self.states.items():
             m = monitors.get(name)
-            if m is None or state.status == OK or not m.renotify_interval:
+            if m is None or state.status == OK:
+                continue
+            base = Change(m, group, state.status, state.status, state.value, state.tags, now,
+                          state.since)
+            if state.muted_by is not None:
+                quiet = downtimes.get(state.muted_by)
+                if quiet is not None and quiet.active(now):
+                    continue
+                state.muted_by = None
+                if quiet is not None and quiet.config.notify_end:
+                    state.muted_by = self.dispatcher.record(replace(base,
+                                                                    notice="downtime-end"))
+                    state.notified_at = now
+                continue
+            if (m.escalate or m.renotify_interval) and self.journal.acked(name, group):
+                continue
+            steps = m.escalate
+            if state.escalated < len(steps) and now - state.since >= steps[state.escalated].after:
+                step = state.escalated + 1
+                state.muted_by = self.dispatcher.record(replace(
+                    base, notice="escalation", notify=steps[step - 1].notify, step=step))
+                state.escalated = step
                 continue
             last = state.notified_at if state.notified_at is not None else state.since
-            if now - last < m.renotify_interval or self.journal.acked(name, group):
-                continue
-            self.dispatcher.record(Change(m, group, state.status, state.status, state.value,
-                                          state.tags, now, state.since, renotify=True))
-            state.notified_at = now
+            if m.renotify_interval and now - last >= m.renotify_interval:
+                state.muted_by = self.dispatcher.record(replace(base, notice="renotify"))
+                state.notified_at = now
 
     def open(self) -> list[tuple[str, str, GroupState]]:
         """Groups not OK now: (monitor, group, state)."""

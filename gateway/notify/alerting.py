@@ -15,6 +15,7 @@ from gateway.config.schema import Config
 from gateway.health.stats import Stats
 from gateway.monitors.engine import MonitorEngine
 from gateway.notify.dispatch import Dispatcher
+from gateway.notify.downtime import Downtimes
 from gateway.notify.journal import Journal
 from gateway.notify.rota import Rota
 from gateway.notify.sender import Sender
@@ -25,8 +26,9 @@ class Alerting:
                  device_tags: Mapping[str, Mapping[str, str]]) -> None:
         self.journal = Journal(data_dir)
         self.rota = Rota(config.people, clock)
+        self.downtimes = Downtimes(config.downtimes, clock)
         self.dispatcher = Dispatcher(self.journal, self.rota, clock, config.gateway.name,
-                                     device_tags)
+                                     device_tags, self.downtimes)
         self.engine = MonitorEngine(config.monitors, [d.id for d in config.devices],
                                     self.dispatcher, self.journal, clock, stats)
         self.sender = Sender(self.journal, {p.name: p for p in config.people},

@@ -94,3 +94,57 @@ class AlertingSection:
         yield from positive("retry_min", self.retry_min, " seconds")
         if self.retry_max < self.retry_min:
             yield "retry_max", "must be at least retry_min"
+
+
+@dataclass(frozen=True)
+class DowntimeConfig:
+    """A recurring quiet time: notifications of the monitors it covers are recorded, not
+    sent (safety-critical monitors are never silenced)."""
+
+    name: str = field(metadata=doc("shown in the record of what was silenced"))
+    windows: tuple[str, ...] = field(
+        default=(), metadata=doc("weekly windows, e.g. 'Mon-Fri 19:00-09:00', 'Sat,Sun'"))
+    rrule: str = field(
+        default="",
+        metadata=doc("or an iCalendar RRULE as Datadog's downtimes take, e.g. "
+                     "FREQ=WEEKLY;BYDAY=SA,SU, with start and duration"))
+    start: str = field(default="", metadata=doc("with rrule: first start, e.g. "
+                                                "2026-01-03T19:00 (local time)"))
+    duration: Duration = field(
+        default=Duration(3600),
+        metadata=doc("with rrule: how long each lasts, on the wall clock (19:00 + 14h ends "
+                     "at 09:00 also on the nights the clocks change)"))
+    timezone: str = field(default="", metadata=doc("empty: the gateway's"))
+    monitors: tuple[str, ...] = field(default=(), metadata=doc("monitors it covers; none: all"))
+    tags: tuple[str, ...] = field(
+        default=(), metadata=doc("only groups with these tags, e.g. room:kitchen"))
+    notify_end: bool = field(
+        default=False, metadata=doc("at its end, tell them of monitors still alerting"))
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        yield from name_problems("name", self.name, "downtime name")
+        if bool(self.windows) == bool(self.rrule):
+            yield "windows", "give windows or an rrule (with start and duration), not both"
+        yield from window_problems("windows", self.windows)
+        if self.rrule:
+            try:
+                start = datetime.fromisoformat(self.start)
+            except ValueError:
+                yield "start", f"must be a date and time such as 2026-01-05T19:00, got " \
+                               f"{self.start!r}"
+                return
+            from dateutil.rrule import rrulestr
+
+            try:
+                rrulestr(self.rrule, dtstart=start)
+            except (ValueError, TypeError) as exc:
+                yield "rrule", f"not a valid RRULE ({exc}); e.g. FREQ=WEEKLY;BYDAY=MO,TU"
+            yield from positive("duration", self.duration, " seconds")
+        if self.timezone:
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                yield "timezone", f"unknown time zone {self.timezone!r} (e.g. Europe/London)"
+        for i, tag in enumerate(self.tags):
+            if ":" not in tag:
+                yield f"tags[{i}]", f"must be key:value, e.g. room:kitchen, got {tag!r}"

@@ -18,7 +18,8 @@ from gateway.clock import Clock
 from gateway.config.validate import duration_words
 from gateway.monitors.config import MonitorCommon, ThresholdMonitor
 from gateway.monitors.template import Template
-from gateway.notify.journal import NOBODY, Journal, Outgoing
+from gateway.notify.downtime import Downtimes
+from gateway.notify.journal import MUTED, NOBODY, Journal, Outgoing
 from gateway.notify.rota import Rota
 
 ALERT, WARN, NO_DATA, OK = "ALERT", "WARN", "NO DATA", "OK"
@@ -40,7 +41,17 @@ class Change:
     at: float
     #: when the current trouble began (for last_triggered_at)
     triggered_at: float
-    renotify: bool = False
+    #: a notice with no change of status: "renotify" (a reminder), "escalation" (a step
+    #: of `escalate:`, told to `notify`), "downtime-end" (still in trouble as a downtime
+    #: that silenced it ends)
+    notice: str = ""
+    notify: tuple[str, ...] | None = None
+    #: the escalation step this is (1 = the first)
+    step: int = 0
+
+    @property
+    def renotify(self) -> bool:
+        return self.notice == "renotify"
 
 
 def flags(change: Change) -> frozenset[str]:
@@ -51,8 +62,10 @@ def flags(change: Change) -> frozenset[str]:
             out.add(_RECOVERY[change.before])
     elif change.after in _FLAG:
         out.add(_FLAG[change.after])
-    if change.renotify:
+    if change.notice == "renotify":
         out.add("is_renotify")
+    elif change.notice == "escalation":
+        out.add("is_escalation")
     return frozenset(out)
 
 
@@ -72,9 +85,11 @@ def _number(value: float | None) -> str:
 
 class Dispatcher:
     def __init__(self, journal: Journal, rota: Rota, clock: Clock, gateway_name: str,
-                 device_tags: Mapping[str, Mapping[str, str]]) -> None:
+                 device_tags: Mapping[str, Mapping[str, str]],
+                 downtimes: Downtimes | None = None) -> None:
         self.journal = journal
         self.rota = rota
+        self.downtimes = downtimes or Downtimes((), clock)
         self.clock = clock
         self.gateway_name = gateway_name
         self.device_tags = device_tags
@@ -87,11 +102,15 @@ class Dispatcher:
             t = self._templates[monitor.message] = Template.parse(monitor.message)
         return t
 
+    def tags(self, change: Change) -> dict[str, str]:
+        """The group's tags over its device's configured ones (room, gateway ...)."""
+        tags = dict(change.tags)
+        return {**self.device_tags.get(tags.get("device", ""), {}), **tags}
+
     def values(self, change: Change, told: list[str]) -> dict[str, str]:
         m = change.monitor
-        tags = dict(change.tags)
-        device = tags.get("device", "")
-        all_tags = {**self.device_tags.get(device, {}), **tags}
+        all_tags = self.tags(change)
+        device = all_tags.get("device", "") if "device" in dict(change.tags) else ""
         out = {
             "value": _number(change.value), "status": change.after,
             "priority": f"P{m.priority}", "monitor.name": m.name, "group": change.group,
@@ -109,25 +128,40 @@ class Dispatcher:
 
     def title(self, change: Change) -> str:
         word = "Recovered" if change.after == OK else change.after
-        again = " (reminder)" if change.renotify else ""
-        return f"[{word}] {change.monitor.name} on {change.group}{again}"
+        extra = {"renotify": " (reminder)", "escalation": f" (escalation {change.step})",
+                 "downtime-end": " (after a downtime)"}.get(change.notice, "")
+        return f"[{word}] {change.monitor.name} on {change.group}{extra}"
 
-    def outgoing(self, change: Change) -> list[Outgoing]:
+    def outgoing(self, change: Change) -> tuple[list[Outgoing], str | None]:
+        """The notices of a change, and the downtime that silenced them (if one did)."""
         m = change.monitor
-        names, why = self.rota.recipients(m.notify, m.safety_critical, change.at)
+        notify = change.notify if change.notify is not None else m.notify
+        names, why = self.rota.recipients(notify, m.safety_critical, change.at)
         if not names:
-            return [Outgoing("", self.title(change), f"nobody was told ({why})", NOBODY)]
+            return [Outgoing("", self.title(change), "", NOBODY, f"nobody to tell ({why})")], \
+                None
         body = self._template(m).render(flags(change), self.values(change, names))
-        return [Outgoing(name, self.title(change), body) for name in names]
+        quiet = None if m.safety_critical or change.notice == "downtime-end" else \
+            self.downtimes.silencing(m.name, self.tags(change).items(), change.at)
+        if quiet is not None:
+            reason = f"silenced by downtime {quiet.config.name}"
+            return [Outgoing(n, self.title(change), body, MUTED, reason) for n in names], \
+                quiet.config.name
+        return [Outgoing(n, self.title(change), body) for n in names], None
 
-    def record(self, change: Change) -> None:
-        """Queue the notices of one change with the change itself (one transaction)."""
-        out = self.outgoing(change)
-        if change.renotify:
-            self.journal.record_renotify(change.monitor.name, change.group, change.at,
-                                         change.value, out)
-            return
+    def record(self, change: Change) -> str | None:
+        """Queue the notices of one change with the change itself (one transaction).
+        Returns the downtime that silenced them, if one did."""
+        out, muted_by = self.outgoing(change)
+        if change.notice:
+            transition = {"renotify": "reminder", "escalation": f"escalation {change.step}",
+                          "downtime-end": "downtime ended"}[change.notice]
+            self.journal.record_notice(change.monitor.name, change.group, change.at,
+                                       change.value, out, f"{change.after} {transition}",
+                                       muted_by, change.step or None)
+            return muted_by
         self.journal.record_transition(
             change.monitor.name, change.group, change.after, change.at, change.value,
             change.tags, out, f"{change.before} -> {change.after}",
-            opens=change.after != OK, closes=change.after == OK)
+            opens=change.after != OK, closes=change.after == OK, muted_by=muted_by)
+        return muted_by

@@ -29,6 +29,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS monitor_state (
     monitor TEXT NOT NULL, grp TEXT NOT NULL, status TEXT NOT NULL, since REAL NOT NULL,
     value REAL, tags TEXT NOT NULL DEFAULT '[]', notified_at REAL,
+    muted_by TEXT, escalated INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (monitor, grp));
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY, monitor TEXT NOT NULL, grp TEXT NOT NULL, status TEXT NOT NULL,
@@ -47,8 +48,9 @@ CREATE TABLE IF NOT EXISTS attempts (
     channel INTEGER NOT NULL, service TEXT NOT NULL, ok INTEGER NOT NULL, error TEXT);
 """
 
-#: notification states
-PENDING, SENT, FAILED, NOBODY = "pending", "sent", "failed", "nobody"
+#: notification states: waiting to be sent (or retried), sent, given up, nobody to tell,
+#: silenced by a downtime (recorded, never sent)
+PENDING, SENT, FAILED, NOBODY, MUTED = "pending", "sent", "failed", "nobody", "muted"
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class StoredState:
     value: float | None
     tags: tuple[tuple[str, str], ...]
     notified_at: float | None
+    muted_by: str | None = None
+    escalated: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,8 @@ class Outgoing:
     person: str
     title: str
     body: str
-    state: str = PENDING  # NOBODY: nobody could be told (recorded, not sent)
+    state: str = PENDING  # NOBODY, MUTED: recorded, not sent
+    why: str = ""  # for NOBODY and MUTED: the reason, kept as the notice's error text
 
 
 @dataclass(frozen=True)
@@ -126,25 +131,29 @@ class Journal:
     def states(self) -> dict[tuple[str, str], StoredState]:
         with self._lock:
             rows = self.conn.execute("SELECT monitor, grp, status, since, value, tags, "
-                                     "notified_at FROM monitor_state").fetchall()
+                                     "notified_at, muted_by, escalated FROM monitor_state"
+                                     ).fetchall()
         return {(m, g): StoredState(s, since, v, tuple(tuple(t) for t in json.loads(tags)),
-                                    n)
-                for m, g, s, since, v, tags, n in rows}
+                                    n, mb, esc)
+                for m, g, s, since, v, tags, n, mb, esc in rows}
 
     def record_transition(self, monitor: str, grp: str, status: str, at: float,
                           value: float | None, tags: Iterable[tuple[str, str]],
                           outgoing: Iterable[Outgoing], transition: str,
-                          opens: bool, closes: bool) -> int | None:
+                          opens: bool, closes: bool, muted_by: str | None = None) -> int | None:
         """A group's new status, its alert opened or closed, and its notifications: one
         transaction. Returns the alert's id."""
+        outgoing = list(outgoing)
         with self.transaction() as c:
-            notified = at if outgoing else None
             c.execute("INSERT INTO monitor_state (monitor, grp, status, since, value, tags, "
-                      "notified_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (monitor, grp) "
-                      "DO UPDATE SET status = excluded.status, since = excluded.since, "
+                      "notified_at, muted_by, escalated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0) "
+                      "ON CONFLICT (monitor, grp) DO UPDATE SET status = excluded.status, "
+                      "since = CASE WHEN excluded.status = 'OK' OR status = 'OK' "
+                      "THEN excluded.since ELSE since END, "
                       "value = excluded.value, tags = excluded.tags, "
-                      "notified_at = coalesce(excluded.notified_at, notified_at)",
-                      (monitor, grp, status, at, value, json.dumps(list(tags)), notified))
+                      "notified_at = excluded.notified_at, muted_by = excluded.muted_by, "
+                      "escalated = CASE WHEN excluded.status = 'OK' THEN 0 ELSE escalated END",
+                      (monitor, grp, status, at, value, json.dumps(list(tags)), at, muted_by))
             alert = self._open_alert(c, monitor, grp)
             if opens and alert is None:
                 alert = c.execute("INSERT INTO alerts (monitor, grp, status, opened, value) "
@@ -156,12 +165,16 @@ class Journal:
             self._queue(c, alert, monitor, grp, transition, outgoing, at)
             return alert
 
-    def record_renotify(self, monitor: str, grp: str, at: float, value: float | None,
-                        outgoing: Iterable[Outgoing]) -> None:
+    def record_notice(self, monitor: str, grp: str, at: float, value: float | None,
+                      outgoing: Iterable[Outgoing], transition: str,
+                      muted_by: str | None = None, escalated: int | None = None) -> None:
+        """A notice with no change of status: a reminder, an escalation step, the end of a
+        downtime."""
         with self.transaction() as c:
-            c.execute("UPDATE monitor_state SET notified_at = ?, value = ? "
-                      "WHERE monitor = ? AND grp = ?", (at, value, monitor, grp))
-            self._queue(c, self._open_alert(c, monitor, grp), monitor, grp, "renotify",
+            c.execute("UPDATE monitor_state SET notified_at = ?, value = ?, muted_by = ?, "
+                      "escalated = coalesce(?, escalated) WHERE monitor = ? AND grp = ?",
+                      (at, value, muted_by, escalated, monitor, grp))
+            self._queue(c, self._open_alert(c, monitor, grp), monitor, grp, transition,
                         outgoing, at)
 
     @staticmethod
@@ -175,9 +188,9 @@ class Journal:
                transition: str, outgoing: Iterable[Outgoing], at: float) -> None:
         c.executemany(
             "INSERT INTO notifications (alert_id, monitor, grp, transition, person, title, "
-            "body, created, state, next_try) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(alert, monitor, grp, transition, o.person, o.title, o.body, at, o.state, at)
-             for o in outgoing])
+            "body, created, state, next_try, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(alert, monitor, grp, transition, o.person, o.title, o.body, at, o.state, at,
+              o.why or None) for o in outgoing])
 
     # -- the outbox -------------------------------------------------------------------
 
