@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     # The control plane's settings live beside it but belong to the config: the root
     # config composes them, and they import nothing of the machinery.
     ("config", ["gateway.config", "gateway.monitors.config", "gateway.monitors.template",
-                "gateway.notify.config"]),
+                "gateway.monitors.calendar", "gateway.notify.config"]),
     ("connections", ["gateway.net"]),
     ("parts", ["gateway.sources", "gateway.profiles", "gateway.store", "gateway.sinks"]),
     # The config loader checks devices against their profiles and lists components'

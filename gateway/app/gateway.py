@@ -91,7 +91,7 @@ class Gateway:
         self.alerting: Alerting | None = None
         if config.monitors:
             self.alerting = Alerting(config, self.data_dir, clock, self.stats,
-                                     self.decoder.base_tags)
+                                     self.decoder.base_tags, config_dir)
             self.ingest.fanout.add(self.alerting.engine)
         self.self_metrics = SelfMetrics(gw.name, gw.tags)
         self.backlogs: list[Backlog] = []

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway.config.schema import Config, DeviceConfig
+from gateway.config.schema import BookingsSection, Config, DeviceConfig
 from gateway.config.validate import ConfigError, Interpolated, Problem, build
 from gateway.config.yamlfile import YamlError, load_yaml
 
@@ -137,6 +137,8 @@ def parse_config(text: str, source: str = "<config>",
             from gateway.profiles.overlaps import topic_overlaps
 
             problems.extend(topic_overlaps(config.devices, library)[0])
+    if config is not None and isinstance(config.bookings, BookingsSection):
+        problems.extend(_calendar_problems(config, Path(source).parent))
     # "is required" adds nothing when the same key already has a problem
     # (say, its ${VAR} is not set).
     other = {p.path for p in problems if not p.message.startswith("is required")}
@@ -145,6 +147,28 @@ def parse_config(text: str, source: str = "<config>",
     if problems or config is None:
         raise ConfigError(problems, source)
     return config
+
+
+def _calendar_problems(config: Config, config_dir: Path) -> list[Problem]:
+    """A bookings calendar given as a file must be there and readable (a URL is read by
+    the running gateway, which keeps its last good copy)."""
+    from zoneinfo import ZoneInfo
+
+    from gateway.monitors.calendar import CalendarError, bookings
+
+    assert config.bookings is not None
+    where = config.bookings.calendar
+    if not where or where.startswith(("http://", "https://")):
+        return []
+    path = (config_dir / where).expanduser()
+    try:
+        zone = ZoneInfo(config.gateway.timezone)
+        bookings(path.read_bytes(), zone, 0, 1)
+    except OSError as exc:
+        return [Problem("bookings.calendar", f"cannot read {path}: {exc.strerror or exc}")]
+    except (CalendarError, ValueError) as exc:
+        return [Problem("bookings.calendar", f"{path}: {exc}")]
+    return []
 
 
 def config_warnings(config: Config, config_file: str | Path) -> list[Problem]:

@@ -22,10 +22,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from gateway.clock import Clock
+from gateway.config.weekly import WeeklyWindow
 from gateway.health.stats import Stats
 from gateway.model import Reading
+from gateway.monitors.bookings import Bookings
 from gateway.monitors.config import MonitorCommon
-from gateway.monitors.evaluate import NO_DATA, OK, Evaluator, NoDataEvaluator, evaluator
+from gateway.monitors.evaluate import (
+    NO_DATA,
+    OK,
+    Evaluator,
+    NoDataEvaluator,
+    Verdict,
+    evaluator,
+)
 from gateway.notify.dispatch import Change, Dispatcher
 from gateway.notify.journal import Journal
 
@@ -51,8 +60,11 @@ class GroupState:
 class MonitorEngine:
     def __init__(self, monitors: Sequence[MonitorCommon], devices: Iterable[str],
                  dispatcher: Dispatcher, journal: Journal, clock: Clock, stats: Stats,
-                 batches: int = 1000) -> None:
+                 bookings: Bookings | None = None, batches: int = 1000) -> None:
         self.clock = clock
+        self.bookings = bookings
+        self.active = {m.name: tuple(WeeklyWindow.parse(w) for w in m.active)
+                       for m in monitors if m.active}
         self.stats = stats
         self.dispatcher = dispatcher
         self.journal = journal
@@ -148,6 +160,8 @@ class MonitorEngine:
         verdict = ev.judge(group, state.status if state else OK, now)
         if verdict is None:
             return
+        if verdict.status != OK and not self._gate_open(ev.monitor, now):
+            verdict = Verdict(OK, verdict.value, verdict.tags)
         if state is None:
             state = self.states[key] = GroupState(OK, now, tags=verdict.tags)
         state.value = verdict.value
@@ -168,6 +182,18 @@ class MonitorEngine:
             state.escalated = 0
         state.status, state.tags = verdict.status, verdict.tags
         state.notified_at, state.muted_by = now, muted_by
+
+    def _gate_open(self, m: MonitorCommon, now: float) -> bool:
+        """Whether the monitor judges now: inside its `active` windows, and booked or
+        unbooked as its `booking` asks. Outside, its groups are OK."""
+        windows = self.active.get(m.name)
+        if windows and not any(w.contains(self.clock.local(now)) for w in windows):
+            return False
+        if m.booking is not None and self.bookings is not None:
+            booked = self.bookings.booked(now, m.booking)
+            if booked != (m.booking.only == "booked"):
+                return False
+        return True
 
     def _notices(self, now: float) -> None:
         """What time alone calls for while a group is in trouble: the end of a downtime that
