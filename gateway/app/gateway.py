@@ -150,8 +150,11 @@ class Gateway:
                  for f in self.forwarders]
         http = self.config.gateway.http
         if http.enabled:
+            token = self.config.alerting.ack_token
             self.http = StatusServer(http.host, http.port, self.stats, self.status,
-                                     self._prometheus_extra, self.health)
+                                     self._prometheus_extra, self.health,
+                                     self.alerting.acknowledge if self.alerting else None,
+                                     str(token) if token else None)
             try:
                 await self.http.start()
             except OSError as exc:

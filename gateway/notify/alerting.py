@@ -15,6 +15,7 @@ from gateway.config.schema import Config
 from gateway.health.stats import Stats
 from gateway.monitors.bookings import Bookings
 from gateway.monitors.engine import MonitorEngine
+from gateway.notify.board import AlertBoard
 from gateway.notify.dispatch import Dispatcher
 from gateway.notify.downtime import Downtimes
 from gateway.notify.journal import Journal
@@ -37,8 +38,36 @@ class Alerting:
                                     self.dispatcher, self.journal, clock, stats, self.bookings)
         self.sender = Sender(self.journal, {p.name: p for p in config.people},
                              config.alerting, clock, stats)
+        self.monitor_names = [m.name for m in config.monitors]
+        self.board: AlertBoard | None = None
+        if config.alerting.board:
+            prefix = config.alerting.topic_prefix or f"gateway/{config.gateway.name}"
+            self.board = AlertBoard(config.mqtt, config.client_id, prefix, self.acknowledge)
+        self.dispatcher.after_record = self.show
+
+    def acknowledge(self, alert: int, by: str, via: str) -> str:
+        """I'm on it, from the CLI, the HTTP endpoint or the MQTT command topic: no more
+        reminders or escalation for this alert. Returns what happened, in words."""
+        done = self.journal.acknowledge(alert, by, self.engine.clock.now(), via)
+        if done is None:
+            return f"no open alert #{alert}"
+        self.show()
+        return f"#{done.id} {done.monitor} on {done.grp} acknowledged by {done.acked_by} " \
+               f"(via {via})"
+
+    def open_alerts(self) -> list[dict[str, object]]:
+        return [{"id": a.id, "monitor": a.monitor, "group": a.grp, "status": a.status,
+                 "since": a.opened, "value": a.value, "acked_by": a.acked_by}
+                for a in self.journal.alerts()]
+
+    def show(self) -> None:
+        if self.board is not None:
+            self.board.show(self.open_alerts(), self.monitor_names)
 
     def start(self) -> None:
+        if self.board is not None:
+            self.board.start()
+            self.show()
         if self.bookings is not None:
             self.bookings.refresh()  # before the first judgement: the gates need it
             self.bookings.start()
@@ -50,6 +79,8 @@ class Alerting:
             self.bookings.stop()
         self.engine.stop()
         self.sender.stop()
+        if self.board is not None:
+            self.board.stop()
         self.journal.close()
 
     def status(self) -> dict[str, object]:

@@ -90,8 +90,22 @@ class AlertingSection:
         metadata=doc("a notification not delivered in this long is marked failed (each "
                      "retry tries every channel of the person, in order)"))
 
+    topic_prefix: str = field(
+        default="",
+        metadata=doc("the open alerts are published retained under <prefix>/alerts, and "
+                     "<prefix>/alerts/ack takes acknowledgements; empty: gateway/<name>"))
+    board: bool = field(default=True,
+                        metadata=doc("publish the open alerts on the local broker (a hall "
+                                     "display's fallback when no channel reaches anyone)"))
+    ack_token: Secret | None = field(
+        default=None,
+        metadata=doc("bearer token for POST /alerts/<id>/ack on the status port; unset: that "
+                     "endpoint is off", secret=True))
+
     def check(self) -> Iterator[tuple[str, str]]:
         yield from positive("retry_min", self.retry_min, " seconds")
+        if self.ack_token is not None and len(self.ack_token) < 16:
+            yield "ack_token", "must be at least 16 characters (e.g. from openssl rand -hex 16)"
         if self.retry_max < self.retry_min:
             yield "retry_max", "must be at least retry_min"
 

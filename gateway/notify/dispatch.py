@@ -11,7 +11,7 @@ when nobody is, that is recorded too (state `nobody`), never silently dropped.
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from gateway.clock import Clock
@@ -90,6 +90,8 @@ class Dispatcher:
         self.journal = journal
         self.rota = rota
         self.downtimes = downtimes or Downtimes((), clock)
+        #: called after each change is recorded (the alerts board republishes)
+        self.after_record: Callable[[], None] = lambda: None
         self.clock = clock
         self.gateway_name = gateway_name
         self.device_tags = device_tags
@@ -152,6 +154,12 @@ class Dispatcher:
     def record(self, change: Change) -> str | None:
         """Queue the notices of one change with the change itself (one transaction).
         Returns the downtime that silenced them, if one did."""
+        try:
+            return self._record(change)
+        finally:
+            self.after_record()
+
+    def _record(self, change: Change) -> str | None:
         out, muted_by = self.outgoing(change)
         if change.notice:
             transition = {"renotify": "reminder", "escalation": f"escalation {change.step}",
