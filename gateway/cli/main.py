@@ -19,6 +19,7 @@ from typing import Any
 
 from gateway import __version__
 from gateway.cli import alerts as alertscli
+from gateway.cli import notify as notifycli
 from gateway.cli import store as storecli
 from gateway.clock import SYSTEM
 from gateway.config.load import CONFIG_ENV, DEFAULT_CONFIG, config_path, load_config
@@ -321,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("store", parents=[common],
                        help="what the store holds; check, export, redeliver or vacuum it")
     storecli.add_commands(p, common)
+
+    p = sub.add_parser("notify", parents=[common], help="try a person's notification channels")
+    notifycli.add_commands(p, common, config)
 
     p = sub.add_parser("alerts", parents=[common],
                        help="open alerts and who was told; history; acknowledge one")

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 # Apprise logs each failure itself, with hosts and sometimes more: what it says is
-# recorded per attempt instead (scrubbed), so its own logger stays quiet.
-logging.getLogger("apprise").setLevel(logging.CRITICAL + 1)
+# recorded per attempt instead (scrubbed), so its records stop at its own logger (Apprise
+# captures them there for the result) and never reach the gateway's log.
+logging.getLogger("apprise").propagate = False
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ def _unreadable_channels(urls: tuple[str, ...]) -> Iterator[tuple[str, str]]:
 
     import apprise
 
-    logging.getLogger("apprise").setLevel(logging.CRITICAL + 1)  # it would log the URL
+    logging.getLogger("apprise").propagate = False  # it would log the URL
     for i, url in enumerate(urls):
         if not apprise.Apprise().add(str(url)):
             scheme = str(url).partition("://")[0] if "://" in url else ""
