@@ -164,6 +164,7 @@ def test_safety_critical_reaches_everyone_when_nobody_is_on_duty(tmp_path):
 
 
 NO_DATA = {"name": "plug-silent", "type": "no_data", "devices": ["urn"], "timeframe": "10m",
+           "metric": "plug.power",
            "message": "{{#is_no_data}}{{device.name}} silent.{{/is_no_data}}"
                       "{{#is_no_data_recovery}}{{device.name}} back.{{/is_no_data_recovery}}"}
 

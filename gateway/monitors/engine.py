@@ -36,6 +36,7 @@ from gateway.monitors.evaluate import (
     evaluator,
 )
 from gateway.notify.dispatch import Change, Dispatcher
+from gateway.notify.downtime import Downtime
 from gateway.notify.journal import Journal
 
 log = logging.getLogger("gateway.monitors")
@@ -82,6 +83,20 @@ class MonitorEngine:
                 for (name, group), s in self.states.items():
                     if name == ev.monitor.name and s.status == NO_DATA:
                         ev.heard[group] = float("-inf")  # silent before the restart: still
+        #: groups not OK, by monitor: judged every tick (a gate may close), and the ones
+        #: reminders, escalation and downtime ends are about
+        self.troubled: dict[str, set[str]] = {m.name: set() for m in monitors}
+        for (name, group), st in self.states.items():
+            if st.status != OK:
+                self.troubled[name].add(group)
+        #: evaluators by the metric they read; those reading every metric apart
+        self.by_metric: dict[str, list[Evaluator]] = {}
+        self.any_metric: list[Evaluator] = []
+        for ev in self.evaluators:
+            if ev.metric:
+                self.by_metric.setdefault(ev.metric, []).append(ev)
+            else:
+                self.any_metric.append(ev)
         self._queue: queue.Queue[Sequence[Reading] | None] = queue.Queue(batches)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -141,14 +156,25 @@ class MonitorEngine:
 
     def take(self, readings: Sequence[Reading]) -> None:
         now = self.clock.now()
+        # Each evaluator sees only the readings of its metric: 200 monitors do not each
+        # walk every reading.
+        mine: dict[int, list[Reading]] = {}
+        by_metric = self.by_metric
+        for r in readings:
+            for ev in by_metric.get(r.metric, ()):
+                mine.setdefault(id(ev), []).append(r)
         for ev in self.evaluators:
-            for group in ev.add(readings, now):
-                self._judge(ev, group, now)
+            got = readings if not ev.metric else mine.get(id(ev))
+            if got:
+                for group in ev.add(got, now):
+                    self._judge(ev, group, now)
 
     def tick(self) -> None:
         now = self.clock.now()
         for ev in self.evaluators:
-            for group in ev.groups():
+            groups = set(ev.due(now))
+            groups.update(self.troubled[ev.monitor.name])
+            for group in groups:
                 self._judge(ev, group, now)
         self._notices(now)
         self.stats.set("gateway.monitor_groups", len(self.states))
@@ -182,6 +208,10 @@ class MonitorEngine:
             state.escalated = 0
         state.status, state.tags = verdict.status, verdict.tags
         state.notified_at, state.muted_by = now, muted_by
+        if state.status == OK:
+            self.troubled[ev.monitor.name].discard(group)
+        else:
+            self.troubled[ev.monitor.name].add(group)
 
     def _gate_open(self, m: MonitorCommon, now: float) -> bool:
         """Whether the monitor judges now: inside its `active` windows, and booked or
@@ -200,35 +230,37 @@ class MonitorEngine:
         silenced it, an escalation step, a reminder."""
         monitors = {ev.monitor.name: ev.monitor for ev in self.evaluators}
         downtimes = {d.config.name: d for d in self.dispatcher.downtimes.all}
-        for (name, group), state in self.states.items():
-            m = monitors.get(name)
-            if m is None or state.status == OK:
-                continue
-            base = Change(m, group, state.status, state.status, state.value, state.tags, now,
-                          state.since)
-            if state.muted_by is not None:
-                quiet = downtimes.get(state.muted_by)
-                if quiet is not None and quiet.active(now):
-                    continue
-                state.muted_by = None
-                if quiet is not None and quiet.config.notify_end:
-                    state.muted_by = self.dispatcher.record(replace(base,
-                                                                    notice="downtime-end"))
-                    state.notified_at = now
-                continue
-            if (m.escalate or m.renotify_interval) and self.journal.acked(name, group):
-                continue
-            steps = m.escalate
-            if state.escalated < len(steps) and now - state.since >= steps[state.escalated].after:
-                step = state.escalated + 1
-                state.muted_by = self.dispatcher.record(replace(
-                    base, notice="escalation", notify=steps[step - 1].notify, step=step))
-                state.escalated = step
-                continue
-            last = state.notified_at if state.notified_at is not None else state.since
-            if m.renotify_interval and now - last >= m.renotify_interval:
-                state.muted_by = self.dispatcher.record(replace(base, notice="renotify"))
+        for name, groups in self.troubled.items():
+            for group in groups:
+                self._notice(monitors[name], group, self.states[(name, group)], downtimes,
+                             now)
+
+    def _notice(self, m: MonitorCommon, group: str, state: GroupState,
+                downtimes: dict[str, Downtime], now: float) -> None:
+        base = Change(m, group, state.status, state.status, state.value, state.tags, now,
+                      state.since)
+        if state.muted_by is not None:
+            quiet = downtimes.get(state.muted_by)
+            if quiet is not None and quiet.active(now):
+                return
+            state.muted_by = None
+            if quiet is not None and quiet.config.notify_end:
+                state.muted_by = self.dispatcher.record(replace(base, notice="downtime-end"))
                 state.notified_at = now
+            return
+        if not (m.escalate or m.renotify_interval) or self.journal.acked(m.name, group):
+            return
+        steps = m.escalate
+        if state.escalated < len(steps) and now - state.since >= steps[state.escalated].after:
+            step = state.escalated + 1
+            state.muted_by = self.dispatcher.record(replace(
+                base, notice="escalation", notify=steps[step - 1].notify, step=step))
+            state.escalated = step
+            return
+        last = state.notified_at if state.notified_at is not None else state.since
+        if m.renotify_interval and now - last >= m.renotify_interval:
+            state.muted_by = self.dispatcher.record(replace(base, notice="renotify"))
+            state.notified_at = now
 
     def open(self) -> list[tuple[str, str, GroupState]]:
         """Groups not OK now: (monitor, group, state)."""

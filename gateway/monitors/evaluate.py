@@ -51,6 +51,15 @@ class Evaluator:
     def groups(self) -> Iterable[str]:
         raise NotImplementedError
 
+    def due(self, now: float) -> Iterable[str]:
+        """Groups whose verdict time alone may have changed (judged again each tick)."""
+        return self.groups()
+
+    @property
+    def metric(self) -> str:
+        """The metric it reads ("": every reading of its devices)."""
+        return str(getattr(self.monitor, "metric", ""))
+
     def points(self) -> int:
         """What it holds in memory, in (time, value) points."""
         return 0
@@ -89,6 +98,10 @@ class ThresholdEvaluator(Evaluator):
 
     def points(self) -> int:
         return sum(len(w) for w in self.windows.values())
+
+    def due(self, now: float) -> Iterable[str]:
+        start = now - self.monitor.window
+        return [g for g, w in self.windows.items() if w and w[0][0] < start]
 
     def judge(self, group: str, current: str, now: float) -> Verdict | None:
         m = self.monitor
@@ -180,6 +193,9 @@ class StateEvaluator(Evaluator):
     def points(self) -> int:
         return len(self.latest)
 
+    def due(self, now: float) -> Iterable[str]:
+        return [g for g, (_, since) in self.latest.items() if since is not None]
+
     def judge(self, group: str, current: str, now: float) -> Verdict | None:
         if group not in self.latest:
             return None
@@ -235,6 +251,14 @@ class NoDataEvaluator(Evaluator):
 
     def points(self) -> int:
         return len(self.heard)
+
+    @property
+    def metric(self) -> str:
+        return ""  # every reading: a last will (device.online) counts whatever its metric
+
+    def due(self, now: float) -> Iterable[str]:
+        quiet = now - self.monitor.timeframe
+        return [g for g, t in self.heard.items() if t < quiet or g in self.offline]
 
     def judge(self, group: str, current: str, now: float) -> Verdict | None:
         tags = (("device", group.removeprefix("device:")),)

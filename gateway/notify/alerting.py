@@ -43,7 +43,7 @@ class Alerting:
         if config.alerting.board:
             prefix = config.alerting.topic_prefix or f"gateway/{config.gateway.name}"
             self.board = AlertBoard(config.mqtt, config.client_id, prefix, self.acknowledge)
-        self.dispatcher.after_record = self.show
+        self.dispatcher.after_record = self._recorded
 
     def acknowledge(self, alert: int, by: str, via: str) -> str:
         """I'm on it, from the CLI, the HTTP endpoint or the MQTT command topic: no more
@@ -59,6 +59,11 @@ class Alerting:
         return [{"id": a.id, "monitor": a.monitor, "group": a.grp, "status": a.status,
                  "since": a.opened, "value": a.value, "acked_by": a.acked_by}
                 for a in self.journal.alerts()]
+
+    def _recorded(self) -> None:
+        """A change was recorded: the sender goes at once, the board shows it."""
+        self.sender.wake()
+        self.show()
 
     def show(self) -> None:
         if self.board is not None:
