@@ -8,6 +8,7 @@ Prints, in one run and on the same broker settings:
   memory     the gateway's peak RSS while holding the whole burst as a backlog
 
     .venv/bin/python bench/ingest.py [--messages 100000] [--publishers 50] [--fields 10]
+                                     [--monitors 0] [--devices 0]
 
 Each message is a Tasmota tele/<topic>/SENSOR payload with `--fields` ENERGY values,
 so readings = messages x fields. VictoriaMetrics is not running during the ingest
@@ -157,6 +158,30 @@ def vm_hwm_kib(pid: int) -> tuple[int, int]:
     return values["VmHWM"], values["VmRSS"]
 
 
+#: the kinds of monitor `--monitors N` cycles through, on the metrics the payloads carry;
+#: levels no reading reaches, so what is measured is judging, not notifying
+MONITOR_KINDS = (
+    "{{name: m{i}, type: threshold, metric: plug.power, aggregation: avg, window: 5m, "
+    "critical: 1000000}}",
+    "{{name: m{i}, type: threshold, metric: plug.voltage, aggregation: max, window: 1m, "
+    "critical: 100000, warning: 90000}}",
+    "{{name: m{i}, type: state, metric: plug.current, above: 100000, duration: 60s}}",
+    "{{name: m{i}, type: no_data, timeframe: 10m}}",
+    "{{name: m{i}, type: threshold, metric: plug.energy_today, aggregation: last, "
+    "window: 5m, comparison: below, critical: -1}}",
+)
+
+
+def monitors_yaml(n: int) -> str:
+    """`n` monitors over every device, and someone to tell (never reached)."""
+    if not n:
+        return ""
+    rows = "\n".join("  - " + MONITOR_KINDS[i % len(MONITOR_KINDS)].format(i=i)
+                     for i in range(n))
+    return ("people:\n  - {name: nobody, channels: ['json://127.0.0.1:9/bench']}\n"
+            f"alerting: {{board: false}}\nmonitors:\n{rows}\n")
+
+
 def run(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     broker = Mosquitto(work / "mosquitto", max_queued_messages=200_000, autosave_interval=60)
@@ -173,7 +198,7 @@ def run(args: argparse.Namespace) -> None:
 
         config = work / "gateway.yaml"
         devices = "\n".join(f"  - {{id: bench{i:03d}, profile: tasmota, topic: bench{i:03d}}}"
-                            for i in range(args.publishers))
+                            for i in range(max(args.publishers, args.devices)))
         config.write_text(f"""
 gateway: {{name: bench, data_dir: {work / 'data'}, http: {{port: {http_port}}}}}
 mqtt: {{host: 127.0.0.1, port: {broker.port}, client_id: bench-gateway}}
@@ -182,7 +207,10 @@ devices:
 {devices}
 sinks:
   - {{name: vm, type: influx, url: "{vm.url}", backoff_max: 1}}
-""")
+{monitors_yaml(args.monitors)}""")
+        if args.monitors:
+            print(f"# with {args.monitors} monitors over {max(args.publishers, args.devices)} "
+                  "devices (every monitor watches every device)", flush=True)
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         log_file = (work / "gateway.log").open("wb")
         gw = subprocess.Popen([sys.executable, "-m", "gateway", "--log-level", "WARNING",
@@ -265,6 +293,11 @@ def main() -> None:
     parser.add_argument("--publishers", type=int, default=50)
     parser.add_argument("--fields", type=int, default=10, choices=range(1, 11))
     parser.add_argument("--durability", default="full", choices=["full", "normal"])
+    parser.add_argument("--monitors", type=int, default=0,
+                        help="configure this many monitors (bench/alerting.py compares)")
+    parser.add_argument("--devices", type=int, default=0,
+                        help="configure this many devices (at least --publishers); the "
+                             "rest are silent")
     run(parser.parse_args())
 
 

@@ -88,11 +88,11 @@ def test_warning_then_alert_then_warning_recovery(tmp_path):
     monitor = {**URN_HOT, "critical_recovery": None, "window": "1m"}
     a = alerting(tmp_path, [monitor], clock)
     a.engine.take([power("urn", 1600, T0)])
-    clock.advance(61)
+    clock.advance(63)  # past the window and its bucket (2 s)
     a.engine.take([power("urn", 2100, clock.now())])
-    clock.advance(61)
+    clock.advance(63)  # past the window and its bucket (2 s)
     a.engine.take([power("urn", 1600, clock.now())])
-    clock.advance(61)
+    clock.advance(63)  # past the window and its bucket (2 s)
     a.engine.take([power("urn", 10, clock.now())])
     assert [(t, body) for t, _, _, body in sent(a)] == [
         ("OK -> WARN", "Urn at 1600 W."),

@@ -70,6 +70,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     print("  subscribes (QoS 1): " + (", ".join(decoder.subscriptions()) or "nothing"))
     for sink in config.sinks:
         print(f"  sink {sink.name}: {sink.type}")
+    for m in config.monitors:
+        what = getattr(m, "metric", "") or "any reading"
+        print(f"  monitor {m.name}: {m.type} on {what} of "
+              f"{', '.join(m.devices) or 'every device'}; tells {', '.join(m.notify)}"
+              + (" (safety-critical)" if m.safety_critical else ""))
+    for p in config.people:
+        print(f"  person {p.name}: {len(p.channels)} channel(s), available "
+              f"{'; '.join(p.available)}")
+    for d in config.downtimes:
+        print(f"  downtime {d.name}: {'; '.join(d.windows) or d.rrule}"
+              + (f" for {', '.join(d.monitors)}" if d.monitors else " for every routine monitor"))
     return EXIT_OK
 
 

@@ -3,10 +3,12 @@
 A fan-out listener (gateway.ingest.fanout) behind a bounded queue and a thread
 of its own, so evaluating never slows the commit path: when it falls behind,
 whole batches are dropped and counted (`gateway.fanout_dropped{listener:
-monitors}`); the readings themselves are safe in the store. Once a second
-(`TICK`) every group is judged again, for what time alone changes: a window
-that empties, a condition held long enough, a device gone silent, a reminder
-due.
+monitors}`); the readings themselves are safe in the store. The monitors share
+stores by metric (gateway.monitors.series), so a reading costs one update per
+store, not one per monitor. Groups with new readings are judged at most every
+`PASS` seconds; twice a second (`TICK`) the groups that time alone may change
+are judged too (a window that empties, a condition held long enough, a device
+gone silent), and reminders, escalation and downtime ends are seen to.
 
 Statuses live in memory and in alerts.db (gateway.notify.journal): on start
 they are read back, so an alert open before a restart stays open and is not
@@ -18,7 +20,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from gateway.clock import Clock
@@ -26,15 +28,16 @@ from gateway.config.weekly import WeeklyWindow
 from gateway.health.stats import Stats
 from gateway.model import Reading
 from gateway.monitors.bookings import Bookings
-from gateway.monitors.config import MonitorCommon
+from gateway.monitors.config import MonitorCommon, NoDataMonitor, StateMonitor, ThresholdMonitor
 from gateway.monitors.evaluate import (
     NO_DATA,
     OK,
     Evaluator,
     NoDataEvaluator,
-    Verdict,
-    evaluator,
+    StateEvaluator,
+    ThresholdEvaluator,
 )
+from gateway.monitors.series import HeardStore, LatestStore, WindowStore
 from gateway.notify.dispatch import Change, Dispatcher
 from gateway.notify.downtime import Downtime
 from gateway.notify.journal import Journal
@@ -42,7 +45,10 @@ from gateway.notify.journal import Journal
 log = logging.getLogger("gateway.monitors")
 
 #: seconds between judging every group again
-TICK = 1.0
+TICK = 0.5
+#: groups with new readings are judged at most this often (and at least: within PASS of
+#: their commit)
+PASS = 0.5
 
 
 @dataclass
@@ -61,7 +67,8 @@ class GroupState:
 class MonitorEngine:
     def __init__(self, monitors: Sequence[MonitorCommon], devices: Iterable[str],
                  dispatcher: Dispatcher, journal: Journal, clock: Clock, stats: Stats,
-                 bookings: Bookings | None = None, batches: int = 1000) -> None:
+                 bookings: Bookings | None = None, batches: int = 1000,
+                 base_tags: Mapping[str, Iterable[str]] | None = None) -> None:
         self.clock = clock
         self.bookings = bookings
         self.active = {m.name: tuple(WeeklyWindow.parse(w) for w in m.active)
@@ -71,37 +78,67 @@ class MonitorEngine:
         self.journal = journal
         now = clock.now()
         devices = list(devices)
-        self.evaluators: list[Evaluator] = [evaluator(m, devices, now) for m in monitors]
+        base = {d: frozenset(tags) for d, tags in (base_tags or {}).items()}
+        self.heard = HeardStore(devices, now, by_metric=any(
+            isinstance(m, NoDataMonitor) and m.metric for m in monitors))
+        self.stores: dict[str, list[WindowStore | LatestStore]] = {}  # by metric
+        self.readers: dict[int, list[Evaluator]] = {}  # id(store) -> its evaluators
+        self.evaluators = self._build(monitors, devices, base)
         self.states: dict[tuple[str, str], GroupState] = {}
         names = {m.name for m in monitors}
         for (name, group), s in journal.states().items():
             if name in names:
                 self.states[(name, group)] = GroupState(s.status, s.since, s.value, s.tags,
                                                         s.notified_at, s.muted_by, s.escalated)
-        for ev in self.evaluators:
-            if isinstance(ev, NoDataEvaluator):
-                for (name, group), s in self.states.items():
-                    if name == ev.monitor.name and s.status == NO_DATA:
-                        ev.heard[group] = float("-inf")  # silent before the restart: still
         #: groups not OK, by monitor: judged every tick (a gate may close), and the ones
         #: reminders, escalation and downtime ends are about
         self.troubled: dict[str, set[str]] = {m.name: set() for m in monitors}
         for (name, group), st in self.states.items():
             if st.status != OK:
                 self.troubled[name].add(group)
-        #: evaluators by the metric they read; those reading every metric apart
-        self.by_metric: dict[str, list[Evaluator]] = {}
-        self.any_metric: list[Evaluator] = []
         for ev in self.evaluators:
-            if ev.metric:
-                self.by_metric.setdefault(ev.metric, []).append(ev)
-            else:
-                self.any_metric.append(ev)
+            if isinstance(ev, NoDataEvaluator):  # silent before the restart: still
+                ev.silent_before = {g for g in self.troubled[ev.monitor.name]
+                                    if self.states[(ev.monitor.name, g)].status == NO_DATA}
+        self._dirty: dict[int, set[str]] = {}
+        self._dirty_devices: set[str] = set()
         self._queue: queue.Queue[Sequence[Reading] | None] = queue.Queue(batches)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         #: an exception that broke the thread: the supervisor restarts the engine
         self.failure: BaseException | None = None
+
+    def _build(self, monitors: Sequence[MonitorCommon], devices: list[str],
+               base: Mapping[str, frozenset[str]]) -> list[Evaluator]:
+        """Evaluators over shared stores: one store per metric and scope (and grouping),
+        whatever the number of monitors reading it."""
+        windows: dict[tuple[str, tuple[str, ...], frozenset[str] | None],
+                      list[ThresholdMonitor]] = {}
+        latest: dict[tuple[str, frozenset[str] | None], list[StateMonitor]] = {}
+        for m in monitors:
+            scope = frozenset(m.devices) if m.devices else None
+            if isinstance(m, ThresholdMonitor):
+                windows.setdefault((m.metric, m.by, scope), []).append(m)
+            elif isinstance(m, StateMonitor):
+                latest.setdefault((m.metric, scope), []).append(m)
+        built: dict[str, Evaluator] = {}
+        for (metric, by, scope), ms in windows.items():
+            shortest, longest = min(m.window for m in ms), max(m.window for m in ms)
+            store = WindowStore(metric, by, scope, shortest, longest)
+            self._add_store(metric, store, [ThresholdEvaluator(m, store) for m in ms], built)
+        for (metric, scope), sms in latest.items():
+            lstore = LatestStore(metric, scope, base)
+            self._add_store(metric, lstore, [StateEvaluator(m, lstore) for m in sms], built)
+        for m in monitors:
+            if isinstance(m, NoDataMonitor):
+                built[m.name] = NoDataEvaluator(m, self.heard, devices)
+        return [built[m.name] for m in monitors]
+
+    def _add_store(self, metric: str, store: WindowStore | LatestStore,
+                   evaluators: list[Evaluator], built: dict[str, Evaluator]) -> None:
+        self.stores.setdefault(metric, []).append(store)
+        self.readers[id(store)] = evaluators
+        built.update((ev.monitor.name, ev) for ev in evaluators)
 
     # -- the fan-out listener (called in the ingest thread: must be quick) -------------
 
@@ -137,48 +174,87 @@ class MonitorEngine:
     def _run(self) -> None:
         try:
             next_tick = self.clock.monotonic() + TICK
+            next_pass = 0.0
             while not self._stop.is_set():
-                wait = max(0.0, next_tick - self.clock.monotonic())
+                dirty = bool(self._dirty or self._dirty_devices)
+                wait = max(0.0, min(next_tick, next_pass if dirty else next_tick)
+                           - self.clock.monotonic())
                 try:
                     item = self._queue.get(timeout=wait)
                 except queue.Empty:
                     item = None
                 if item:
-                    self.take(item)
-                if self.clock.monotonic() >= next_tick:
-                    self.tick()
-                    next_tick = self.clock.monotonic() + TICK
+                    self.add(item)
+                mono = self.clock.monotonic()
+                if mono >= next_tick:
+                    self.judge(tick=True)
+                    next_tick, next_pass = mono + TICK, mono + PASS
+                elif (self._dirty or self._dirty_devices) and mono >= next_pass:
+                    # At most one pass every PASS seconds: a reading is judged within PASS
+                    # of its commit, and a burst of batches costs a few passes, not one each.
+                    self.judge()
+                    next_pass = mono + PASS
         except BaseException as exc:
             self.failure = exc
             log.critical("the monitors' thread died", exc_info=exc)
 
     # -- evaluation (in the thread; called directly by tests) ---------------------------
 
-    def take(self, readings: Sequence[Reading]) -> None:
+    def add(self, readings: Sequence[Reading]) -> None:
+        """Put committed readings in the stores; their groups are judged at the next pass."""
         now = self.clock.now()
-        # Each evaluator sees only the readings of its metric: 200 monitors do not each
-        # walk every reading.
-        mine: dict[int, list[Reading]] = {}
-        by_metric = self.by_metric
+        self._dirty_devices |= self.heard.add(readings, now)
+        stores = self.stores
+        by_metric: dict[str, list[Reading]] = {}
         for r in readings:
-            for ev in by_metric.get(r.metric, ()):
-                mine.setdefault(id(ev), []).append(r)
-        for ev in self.evaluators:
-            got = readings if not ev.metric else mine.get(id(ev))
-            if got:
-                for group in ev.add(got, now):
-                    self._judge(ev, group, now)
+            if r.metric in stores:
+                by_metric.setdefault(r.metric, []).append(r)
+        for metric, mine in by_metric.items():
+            for store in stores[metric]:
+                store.add_many(mine, self._dirty.setdefault(id(store), set()))
+
+    def take(self, readings: Sequence[Reading]) -> None:
+        """Add readings and judge what they change at once."""
+        self.add(readings)
+        self.judge()
 
     def tick(self) -> None:
+        self.judge(tick=True)
+
+    def judge(self, tick: bool = False) -> None:
+        """One pass: the groups with new readings; with `tick`, also those time alone may
+        change and those in trouble, then reminders, escalation and downtime ends."""
         now = self.clock.now()
+        dirty, self._dirty = self._dirty, {}
+        devices, self._dirty_devices = self._dirty_devices, set()
+        for store_id, groups in dirty.items():
+            for ev in self.readers[store_id]:
+                for group in groups:
+                    self._judge(ev, group, now)
         for ev in self.evaluators:
-            groups = set(ev.due(now))
-            groups.update(self.troubled[ev.monitor.name])
-            for group in groups:
-                self._judge(ev, group, now)
-        self._notices(now)
-        self.stats.set("gateway.monitor_groups", len(self.states))
-        self.stats.set("gateway.monitor_points", sum(ev.points() for ev in self.evaluators))
+            if isinstance(ev, NoDataEvaluator) and devices:
+                # A device heard can only end a silence (a last will is judged as one)
+                for group in self.troubled[ev.monitor.name] | {
+                        f"device:{d}" for d in devices
+                        if d in self.heard.offline and d in ev.device_set}:
+                    self._judge(ev, group, now)
+            if tick:
+                groups = set(ev.due(now))
+                groups.update(self.troubled[ev.monitor.name])
+                for group in groups:
+                    self._judge(ev, group, now)
+        for stores in self.stores.values():
+            for store in stores:
+                store.new_pass()
+        if tick:
+            self._notices(now)
+            self.stats.set("gateway.monitor_groups", len(self.states))
+            self.stats.set("gateway.monitor_points", self.points())
+
+    def points(self) -> int:
+        """What the stores hold: window buckets, latest values, heard times."""
+        return self.heard.points() + sum(s.points() for ss in self.stores.values()
+                                         for s in ss)
 
     def _judge(self, ev: Evaluator, group: str, now: float) -> None:
         key = (ev.monitor.name, group)
@@ -186,29 +262,29 @@ class MonitorEngine:
         verdict = ev.judge(group, state.status if state else OK, now)
         if verdict is None:
             return
-        if verdict.status != OK and not self._gate_open(ev.monitor, now):
-            verdict = Verdict(OK, verdict.value, verdict.tags)
+        status, value, tags = verdict
+        if status != OK and not self._gate_open(ev.monitor, now):
+            status = OK
         if state is None:
-            state = self.states[key] = GroupState(OK, now, tags=verdict.tags)
-        state.value = verdict.value
-        if verdict.status == state.status:
+            if status == OK:
+                return  # calm and never anything else: nothing to keep
+            state = self.states[key] = GroupState(OK, now, tags=tags)
+        state.value = value
+        if status == state.status:
             return
         before = state.status
-        triggered = state.since if before != OK and verdict.status != OK else now
-        change = Change(ev.monitor, group, before, verdict.status, verdict.value,
-                        verdict.tags, now, triggered)
+        triggered = state.since if before != OK and status != OK else now
+        change = Change(ev.monitor, group, before, status, value, tags, now, triggered)
         muted_by = self.dispatcher.record(change)
         log.info("monitor %s on %s: %s -> %s (value %s)%s", ev.monitor.name, group, before,
-                 verdict.status, verdict.value,
-                 f"; silenced by downtime {muted_by}" if muted_by else "")
-        self.stats.inc("gateway.monitor_transitions", monitor=ev.monitor.name,
-                       status=verdict.status)
-        if before == OK or verdict.status == OK:
+                 status, value, f"; silenced by downtime {muted_by}" if muted_by else "")
+        self.stats.inc("gateway.monitor_transitions", monitor=ev.monitor.name, status=status)
+        if before == OK or status == OK:
             state.since = now
             state.escalated = 0
-        state.status, state.tags = verdict.status, verdict.tags
+        state.status, state.tags = status, tags
         state.notified_at, state.muted_by = now, muted_by
-        if state.status == OK:
+        if status == OK:
             self.troubled[ev.monitor.name].discard(group)
         else:
             self.troubled[ev.monitor.name].add(group)

@@ -35,7 +35,8 @@ class Alerting:
         self.dispatcher = Dispatcher(self.journal, self.rota, clock, config.gateway.name,
                                      device_tags, self.downtimes)
         self.engine = MonitorEngine(config.monitors, [d.id for d in config.devices],
-                                    self.dispatcher, self.journal, clock, stats, self.bookings)
+                                    self.dispatcher, self.journal, clock, stats, self.bookings,
+                                    base_tags=device_tags)
         self.sender = Sender(self.journal, {p.name: p for p in config.people},
                              config.alerting, clock, stats)
         self.monitor_names = [m.name for m in config.monitors]
