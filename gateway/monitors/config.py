@@ -202,6 +202,37 @@ class NoDataMonitor(MonitorCommon):
 
 
 @dataclass(frozen=True)
+class AnomalyMonitor(MonitorCommon):
+    """A rolling band from the trailing history, in the spirit of Datadog's `basic`
+    anomaly algorithm: the mean of the history's points plus or minus `bounds`
+    standard deviations; ALERT while the average of the last `alert_window` is outside."""
+
+    type: Literal["anomaly"] = "anomaly"
+    metric: str = field(default="", metadata=doc("the metric, e.g. plug.power", required=True))
+    window: Duration = field(default=Duration(3600),
+                             metadata=doc("trailing history the band is learnt from"))
+    alert_window: Duration = field(default=Duration(300),
+                                   metadata=doc("recent span whose average is judged"))
+    bounds: float = field(default=2.0,
+                          metadata=doc("width of the band in standard deviations (1 to 6)"))
+    direction: Literal["both", "above", "below"] = field(
+        default="both", metadata=doc("alert on leaving the band upwards, downwards or both"))
+    by: tuple[str, ...] = field(
+        default=("device",), metadata=doc("tags that split it into groups, each alerting alone"))
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        yield from MonitorCommon.check(self)
+        if not self.metric:
+            yield "metric", "is required (e.g. plug.power)"
+        yield from positive("alert_window", self.alert_window, " seconds")
+        if self.alert_window * 2 > self.window:
+            yield "alert_window", (f"must be at most half the window ({self.window:g} s): the "
+                                   "band is learnt from the history before it")
+        if not 1 <= self.bounds <= 6:
+            yield "bounds", f"must be 1 to 6 standard deviations, got {self.bounds:g}"
+
+
+@dataclass(frozen=True)
 class BookingsSection:
     """The hall's bookings, from an iCalendar file or URL (recurring events and their
     exceptions included)."""
@@ -218,5 +249,6 @@ class BookingsSection:
 
 
 MONITORS: dict[str, type[MonitorCommon]] = {
-    "threshold": ThresholdMonitor, "state": StateMonitor, "no_data": NoDataMonitor}
+    "threshold": ThresholdMonitor, "state": StateMonitor, "no_data": NoDataMonitor,
+    "anomaly": AnomalyMonitor}
 MonitorCommon.variants.update(MONITORS)

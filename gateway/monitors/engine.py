@@ -28,10 +28,17 @@ from gateway.config.weekly import WeeklyWindow
 from gateway.health.stats import Stats
 from gateway.model import Reading
 from gateway.monitors.bookings import Bookings
-from gateway.monitors.config import MonitorCommon, NoDataMonitor, StateMonitor, ThresholdMonitor
+from gateway.monitors.config import (
+    AnomalyMonitor,
+    MonitorCommon,
+    NoDataMonitor,
+    StateMonitor,
+    ThresholdMonitor,
+)
 from gateway.monitors.evaluate import (
     NO_DATA,
     OK,
+    AnomalyEvaluator,
     Evaluator,
     NoDataEvaluator,
     StateEvaluator,
@@ -113,19 +120,22 @@ class MonitorEngine:
         """Evaluators over shared stores: one store per metric and scope (and grouping),
         whatever the number of monitors reading it."""
         windows: dict[tuple[str, tuple[str, ...], frozenset[str] | None],
-                      list[ThresholdMonitor]] = {}
+                      list[ThresholdMonitor | AnomalyMonitor]] = {}
         latest: dict[tuple[str, frozenset[str] | None], list[StateMonitor]] = {}
         for m in monitors:
             scope = frozenset(m.devices) if m.devices else None
-            if isinstance(m, ThresholdMonitor):
+            if isinstance(m, ThresholdMonitor | AnomalyMonitor):
                 windows.setdefault((m.metric, m.by, scope), []).append(m)
             elif isinstance(m, StateMonitor):
                 latest.setdefault((m.metric, scope), []).append(m)
         built: dict[str, Evaluator] = {}
         for (metric, by, scope), ms in windows.items():
-            shortest, longest = min(m.window for m in ms), max(m.window for m in ms)
-            store = WindowStore(metric, by, scope, shortest, longest)
-            self._add_store(metric, store, [ThresholdEvaluator(m, store) for m in ms], built)
+            shortest = min(m.alert_window if isinstance(m, AnomalyMonitor) else m.window
+                           for m in ms)
+            store = WindowStore(metric, by, scope, shortest, max(m.window for m in ms))
+            self._add_store(metric, store, [
+                AnomalyEvaluator(m, store) if isinstance(m, AnomalyMonitor)
+                else ThresholdEvaluator(m, store) for m in ms], built)
         for (metric, scope), sms in latest.items():
             lstore = LatestStore(metric, scope, base)
             self._add_store(metric, lstore, [StateEvaluator(m, lstore) for m in sms], built)
@@ -274,7 +284,8 @@ class MonitorEngine:
             return
         before = state.status
         triggered = state.since if before != OK and status != OK else now
-        change = Change(ev.monitor, group, before, status, value, tags, now, triggered)
+        change = Change(ev.monitor, group, before, status, value, tags, now, triggered,
+                        band=ev.bands.get(group) if isinstance(ev, AnomalyEvaluator) else None)
         muted_by = self.dispatcher.record(change)
         log.info("monitor %s on %s: %s -> %s (value %s)%s", ev.monitor.name, group, before,
                  status, value, f"; silenced by downtime {muted_by}" if muted_by else "")

@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from gateway.monitors.config import MonitorCommon, NoDataMonitor, StateMonitor, ThresholdMonitor
+from gateway.monitors.config import (
+    AnomalyMonitor,
+    MonitorCommon,
+    NoDataMonitor,
+    StateMonitor,
+    ThresholdMonitor,
+)
 from gateway.monitors.series import HeardStore, LatestStore, WindowStore
 
 OK, WARN, ALERT, NO_DATA = "OK", "WARN", "ALERT", "NO DATA"
@@ -84,6 +90,51 @@ def _level(m: ThresholdMonitor, value: float, current: str) -> str:
             and past(m.warning_recovery):
         return WARN
     return OK
+
+
+#: fewest history points a band is learnt from
+MIN_HISTORY = 5
+
+
+class AnomalyEvaluator(Evaluator):
+    """ALERT while the recent average is outside the band learnt from the history."""
+
+    def __init__(self, monitor: AnomalyMonitor, store: WindowStore) -> None:
+        self.monitor: AnomalyMonitor = monitor
+        self.store = store
+        #: per group: the band (lower, upper) last judged against, for messages
+        self.bands: dict[str, tuple[float, float]] = {}
+
+    def groups(self) -> Iterable[str]:
+        return list(self.store.groups)
+
+    def due(self, now: float) -> Iterable[str]:
+        return list(self.store.groups)  # the band moves with time
+
+    def judge(self, group: str, current: str, now: float) -> Verdict | None:
+        m, width = self.monitor, self.store.width
+        buckets = self.store.groups.get(group)
+        if not buckets:
+            return None
+        recent_start, history_start = now - m.alert_window, now - m.window
+        recent = [b for b in buckets if b[0] + width > recent_start]
+        history = [b[2] / b[1] for b in buckets
+                   if history_start < b[0] + width <= recent_start and b[1]]
+        # The band is learnt once the history spans at least half its window (and has a
+        # few points): a band from ten minutes of a fridge's hour-long cycle is too narrow.
+        if not recent or len(history) < MIN_HISTORY or \
+                buckets[0][0] > history_start + (m.window - m.alert_window) / 2:
+            return None
+        value = sum(b[2] for b in recent) / sum(b[1] for b in recent)
+        mean = sum(history) / len(history)
+        spread = (sum((x - mean) ** 2 for x in history) / len(history)) ** 0.5
+        # A perfectly flat history would make any change an anomaly: at least 1 % of it.
+        spread = max(spread, abs(mean) * 0.01, 1e-9)
+        low, high = mean - m.bounds * spread, mean + m.bounds * spread
+        self.bands[group] = (low, high)
+        outside = (value > high and m.direction != "below") or \
+            (value < low and m.direction != "above")
+        return (ALERT if outside else OK, value, self.store.tags[group])
 
 
 class StateEvaluator(Evaluator):

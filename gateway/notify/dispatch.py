@@ -48,6 +48,8 @@ class Change:
     notify: tuple[str, ...] | None = None
     #: the escalation step this is (1 = the first)
     step: int = 0
+    #: an anomaly monitor's band (lower, upper) at the change
+    band: tuple[float, float] | None = None
 
     @property
     def renotify(self) -> bool:
@@ -125,6 +127,9 @@ class Dispatcher:
         if isinstance(m, ThresholdMonitor):
             out["threshold"] = _number(m.critical)
             out["warn_threshold"] = _number(m.warning)
+        if change.band is not None:
+            out["anomaly.lower"], out["anomaly.upper"] = (_number(round(x, 2))
+                                                          for x in change.band)
         out.update({f"tags.{k}": v for k, v in all_tags.items()})
         return out
 
