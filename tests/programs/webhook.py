@@ -3,8 +3,9 @@
 Apprise's JSON service POSTs `{"version", "title", "message", "type"}` to the
 URL's host and path (https://github.com/caronc/apprise/wiki/Notify_Custom_JSON).
 This receiver keeps every POST in order, answers each path with the status it
-is told to (200 by default), and can be stopped and started again on the same
-port: a channel that is unreachable, then reachable.
+is told to (200 by default), can hold its reply after taking a message (a slow
+service), and can be stopped and started again on the same port: a channel that
+is unreachable, then reachable.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class Webhook:
         self.port = free_port()
         self.received: list[tuple[str, dict[str, Any]]] = []
         self.status: dict[str, int] = {}
+        #: seconds to hold the reply to a path after taking its message (a slow service)
+        self.hold: dict[str, float] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -42,6 +45,7 @@ class Webhook:
                 if code == 200:
                     with hook._lock:
                         hook.received.append((path, json.loads(body)))
+                time.sleep(hook.hold.get(path, 0.0))
                 self.send_response(code)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
