@@ -138,7 +138,7 @@ def test_a_state_held_long_enough_alerts_and_a_blip_does_not(tmp_path):
     clock.advance(1)
     a.engine.tick()
     assert sent(a) == [("OK -> ALERT", "ann", "pending",
-                        "Defibrillator socket: no power for 0 s.")]
+                        "Defibrillator socket: no power for 60 s.")]
     a.engine.take([power("defib-socket", 30, clock.now())])
     assert sent(a)[-1][0::3] == ("ALERT -> OK", "Defibrillator power back.")
 

@@ -23,6 +23,7 @@ import yaml
 
 from gateway.config.load import load_config
 from gateway.demo.broker import EmbeddedBroker, free_port, port_free, wait_port
+from gateway.demo.inbox import Inbox
 from gateway.demo.view import render
 
 log = logging.getLogger("gateway.demo")
@@ -43,8 +44,43 @@ class DemoOptions:
     influx: str | None = None
 
 
+def demo_alerts(inbox: str, speed: float, devices: list[str]) -> dict[str, Any]:
+    """The committee's alerts for the demo: one member on the demo's own channel, the
+    monitors the hall fears, their durations in simulated time (the gateway's clock is
+    real: at x60 a simulated ten minutes is ten seconds)."""
+
+    def sim(seconds: float, least: float = 0.5) -> float:
+        return round(max(least, seconds / speed), 2)
+
+    plugs = [d for d in devices if d in ("defib-socket", "kitchen-urn", "stage-lights")]
+    return {
+        "people": [{"name": "committee", "channels": [inbox]}],
+        "monitors": [
+            {"name": "defib-power", "type": "state", "metric": "plug.power",
+             "devices": ["defib-socket"], "below": 1, "duration": sim(600),
+             "safety_critical": True,
+             "message": "{{#is_alert}}The defibrillator socket has had no power for "
+                        f"{{{{duration}}}} of the demo's time (x{speed:g} in the simulated "
+                        "hall).{{/is_alert}}{{#is_recovery}}Power is back at the "
+                        "defibrillator socket.{{/is_recovery}}"},
+            {"name": "device-silent", "type": "no_data", "devices": plugs,
+             # at least 10 s: the simulated devices start after the gateway does
+             "timeframe": sim(1200, least=10),
+             "message": "{{#is_no_data}}{{device.name}} has gone silent.{{/is_no_data}}"
+                        "{{#is_recovery}}{{device.name}} is back.{{/is_recovery}}"},
+            {"name": "urn-on-long", "type": "threshold", "metric": "plug.power",
+             "devices": ["kitchen-urn"], "aggregation": "avg", "window": sim(3600),
+             "critical": 1500, "critical_recovery": 200,
+             "message": "{{#is_alert}}The urn has drawn {{value}} W on average for an hour."
+                        "{{/is_alert}}{{#is_recovery}}The urn is off.{{/is_recovery}}"},
+        ],
+        "alerting": {"board": False, "retry_min": 0.5, "retry_max": 2},
+    }
+
+
 def demo_config(site: Any, devices: list[dict[str, Any]], host: str, port: int, protocol: str,
-                http_port: int, influx: str | None, readings: Path) -> dict[str, Any]:
+                http_port: int, influx: str | None, readings: Path,
+                alerts: dict[str, Any] | None = None) -> dict[str, Any]:
     sinks: list[dict[str, Any]] = [
         # An absolute path: a relative one would be inside the store's folder (data_dir).
         {"name": "local", "type": "file", "path": str(readings), "max_bytes": 5_000_000,
@@ -64,6 +100,7 @@ def demo_config(site: Any, devices: list[dict[str, Any]], host: str, port: int, 
     config["mqtt"] = {"host": host, "port": port, "protocol": protocol,
                       "client_id": f"gateway-demo-{gw.get('name', 'hall')}"}
     config["sinks"] = sinks
+    config.update(alerts or {})
     return config
 
 
@@ -95,9 +132,12 @@ class Demo:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.http_port = free_port()
         self.config_path = self.data_dir / "demo.yaml"
-        config = demo_config(self.scenario.site, self.run.gateway_devices(), self.host,
+        self.inbox = Inbox("127.0.0.1", free_port(), self.data_dir / "notifications.jsonl")
+        devices = self.run.gateway_devices()
+        config = demo_config(self.scenario.site, devices, self.host,
                              self.port, self.protocol, self.http_port, opts.influx,
-                             self.data_dir / "readings.jsonl")
+                             self.data_dir / "readings.jsonl",
+                             demo_alerts(self.inbox.url, opts.speed, [d["id"] for d in devices]))
         self.config_path.write_text(
             "# Written by `gateway demo`; `gateway run --config` on it works too.\n"
             + yaml.safe_dump(config, sort_keys=False))
@@ -126,8 +166,19 @@ class Demo:
             f"status http://127.0.0.1:{self.http_port}/status; Ctrl-C stops",
         ]
 
-    def footer(self) -> list[str]:
-        lines = [f"world: {self.run.built.world.describe()}"]
+    def footer(self, status: dict[str, Any] | None = None) -> list[str]:
+        lines = []
+        alerts = (status or {}).get("alerts") or {}
+        if alerts:
+            open_ = alerts.get("open") or []
+            lines.append("alerts: " + (", ".join(f"{a['monitor']} on {a['group']} "
+                                                 f"{a['status']}" for a in open_)
+                                       or "none open")
+                         + f"; told the committee {self.inbox.count} time(s) -> "
+                           f"{self.inbox.path}")
+            lines += [f"  told: {title}: {message.strip().splitlines()[0][:90]}"
+                      for _, title, message in self.inbox.last]
+        lines.append(f"world: {self.run.built.world.describe()}")
         if self.sim_error is not None:
             lines.append(f"SIMULATOR STOPPED: {self.sim_error}")
         lines += [f"  {e}" for e in self.events]
@@ -144,6 +195,7 @@ class Demo:
         from gateway.app.gateway import Gateway
 
         config = load_config(self.config_path)
+        await self.inbox.start()
         gateway = Gateway(config, self.data_dir)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -181,7 +233,7 @@ class Demo:
                          "readings": (ing["stored"] - last[1]) / span}
                 last, last_t = (ing["received"], ing["stored"]), now_t
                 self.draw(render(status, gateway.clock(), self.header(gateway), rates,
-                                 self.footer()))
+                                 self.footer(status)))
                 if self.opts.duration is not None and now_t - started >= self.opts.duration:
                     break
         finally:
@@ -192,10 +244,12 @@ class Demo:
             self.network.close()
             gateway.request_stop()
             await task
+            await self.inbox.stop()
         status = gateway.status()
         delivered = ", ".join(f"{s['name']} {s['delivered']:.0f}" for s in status["sinks"])
         self.out.write(f"stopped. {status['ingest']['stored']:.0f} readings stored; delivered: "
-                       f"{delivered}; file: {self.data_dir / 'readings.jsonl'}\n")
+                       f"{delivered}; file: {self.data_dir / 'readings.jsonl'}; the committee "
+                       f"was told {self.inbox.count} time(s): {self.inbox.path}\n")
         return 0
 
 

@@ -283,7 +283,8 @@ class MonitorEngine:
         if status == state.status:
             return
         before = state.status
-        triggered = state.since if before != OK and status != OK else now
+        triggered = state.since if before != OK and status != OK else \
+            ev.began(group, now) if status != OK else now
         change = Change(ev.monitor, group, before, status, value, tags, now, triggered,
                         band=ev.bands.get(group) if isinstance(ev, AnomalyEvaluator) else None)
         muted_by = self.dispatcher.record(change)
@@ -291,7 +292,7 @@ class MonitorEngine:
                  status, value, f"; silenced by downtime {muted_by}" if muted_by else "")
         self.stats.inc("gateway.monitor_transitions", monitor=ev.monitor.name, status=status)
         if before == OK or status == OK:
-            state.since = now
+            state.since = now  # reminders and escalation count from the alert itself
             state.escalated = 0
         state.status, state.tags = status, tags
         state.notified_at, state.muted_by = now, muted_by

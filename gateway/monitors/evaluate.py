@@ -46,6 +46,11 @@ class Evaluator:
         """Groups whose verdict time alone may have changed (judged again each tick)."""
         return self.groups()
 
+    def began(self, group: str, now: float) -> float:
+        """When the trouble just found began (a condition's start, a silence's), for
+        `{{duration}}` and `{{last_triggered_at}}`."""
+        return now
+
 
 class ThresholdEvaluator(Evaluator):
     def __init__(self, monitor: ThresholdMonitor, store: WindowStore) -> None:
@@ -152,6 +157,10 @@ class StateEvaluator(Evaluator):
     def due(self, now: float) -> Iterable[str]:
         return [g for g, since in self.since.items() if since is not None]
 
+    def began(self, group: str, now: float) -> float:
+        since = self.since.get(group)
+        return now if since is None else min(since, now)
+
     def _held_throughout(self, low: float, high: float) -> bool:
         m = self.monitor
         if m.equals is not None:
@@ -204,6 +213,10 @@ class NoDataEvaluator(Evaluator):
         metric, heard, offline = self.monitor.metric, self.store.heard, self.store.offline
         return [f"device:{d}" for d in self.devices
                 if heard(d, metric) < quiet or d in offline] + list(self.silent_before)
+
+    def began(self, group: str, now: float) -> float:
+        heard = self.store.heard(group.removeprefix("device:"), self.monitor.metric)
+        return now if group in self.silent_before else min(heard, now)
 
     def judge(self, group: str, current: str, now: float) -> Verdict | None:
         device = group.removeprefix("device:")

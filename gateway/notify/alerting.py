@@ -87,7 +87,7 @@ class Alerting:
         self.sender.stop()
         if self.board is not None:
             self.board.stop()
-        self.journal.close()
+        # alerts.db stays open: status (and the demo's last screen) still reads it
 
     def status(self) -> dict[str, object]:
         return {
