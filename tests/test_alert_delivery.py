@@ -145,6 +145,9 @@ def test_a_channel_that_is_down_is_told_once_it_is_back(mosquitto, make_gateway,
         assert "defib-power on device:defib-socket: ALERT" in listing.stdout, listing.stdout
         assert "ann: not yet told" in listing.stdout, listing.stdout
         assert TOKEN not in listing.stdout + listing.stderr
+        status = gw.cli("status", "--config", str(gw.config_path))
+        assert status.returncode == 1, status.stdout  # running but degraded
+        assert "alerts are not getting through: 1 notice(s)" in status.stdout, status.stdout
         hook.start()
         assert hook.wait("/ann/" + TOKEN, 1, 15) == ["Defibrillator socket has no power."]
         time.sleep(2.5)
@@ -152,6 +155,9 @@ def test_a_channel_that_is_down_is_told_once_it_is_back(mosquitto, make_gateway,
         [alert] = json.loads(alerts(gw, "list", "--json").stdout)
         [notice] = alert["told"]
         assert notice["state"] == "sent" and notice["attempts"] >= 2, notice
+        status = gw.cli("status", "--config", str(gw.config_path))
+        assert "not getting through" not in status.stdout, status.stdout
+        assert "#1 defib-power on device:defib-socket: ALERT since" in status.stdout
     finally:
         gw.stop()
         hook.stop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import sqlite3
 import sys
 from typing import Any
 
@@ -24,13 +25,19 @@ from gateway.notify.journal import FILE, Alert, Journal
 EXIT_OK, EXIT_PROBLEM = 0, 1
 
 
-def _journal(args: argparse.Namespace) -> Journal | None:
+def _journal(args: argparse.Namespace, write: bool = False) -> Journal | None:
     where = locate(args)
     if not (where.data_dir / FILE).is_file():
         print(f"no alerts recorded yet: {where.data_dir / FILE} does not exist (the gateway "
               "makes it when it runs with monitors configured)", file=sys.stderr)
         return None
-    return Journal(where.data_dir)
+    try:
+        return Journal(where.data_dir, readonly=not write)
+    except sqlite3.Error as exc:
+        doing = "write" if write else "read"
+        print(f"cannot {doing} {where.data_dir / FILE}: {exc} (run this as the user the "
+              "gateway runs as)", file=sys.stderr)
+        raise SystemExit(EXIT_PROBLEM) from None
 
 
 def _told(journal: Journal, alert: Alert) -> list[dict[str, Any]]:
@@ -92,7 +99,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
-    journal = _journal(args)
+    journal = _journal(args, write=True)
     if journal is None:
         return EXIT_PROBLEM
     by = args.by or getpass.getuser()

@@ -11,6 +11,7 @@ the reasons shown), 3 not running, 4 cannot tell (the config cannot be read).
 from __future__ import annotations
 
 import json
+import sqlite3
 import textwrap
 import time
 import urllib.error
@@ -21,6 +22,8 @@ from typing import Any
 from gateway.cli.text import age, local_time, size
 from gateway.clock import SYSTEM
 from gateway.config.schema import Config
+from gateway.notify.journal import FILE as ALERTS_FILE
+from gateway.notify.journal import Journal
 from gateway.store.bounds import measure
 from gateway.store.inspect import StoreUnreadable, open_readonly
 from gateway.store.lock import holder
@@ -86,9 +89,35 @@ def degraded(status: dict[str, Any]) -> list[str]:
         if sink.get("state") in SINK_TROUBLE:
             out.append(f"sink {sink['name']} is {sink['state']}"
                        + (f": {sink['last_error']}" if sink.get("last_error") else ""))
+    alerts = status.get("alerts") or {}
+    failing = alerts.get("failing") or {}
+    if failing.get("count"):
+        out.append(f"alerts are not getting through: {failing['count']} notice(s) tried and "
+                   f"not delivered, the oldest for {age(SYSTEM.now() - failing['since'])} "
+                   "(gateway alerts list says why; they are retried)")
+    problem = (alerts.get("bookings") or {}).get("problem")
+    if problem:
+        out.append(problem)
     if "mqtt" not in status:
         out.append("its own status could not be read: " + str(status.get("note", "")))
     return out
+
+
+
+def _alerts(alerts: dict[str, Any]) -> list[str]:
+    if alerts.get("error"):
+        return [f"  alerts: {alerts['error']}"]
+    open_ = alerts.get("open") or []
+    lines = [f"  alerts: {len(open_)} open"
+             + (f"; on duty: {', '.join(alerts['on_duty']) or 'nobody'}"
+                if "on_duty" in alerts else "")
+             + (f"; {alerts['pending_notifications']} notice(s) waiting to be sent"
+                if alerts.get("pending_notifications") else "")]
+    for a in open_:
+        acked = f", acknowledged by {a['acked_by']}" if a.get("acked_by") else ""
+        lines.append(f"    #{a['id']} {a['monitor']} on {a['group']}: {a['status']} since "
+                     f"{local_time(a['since'])}{acked}")
+    return lines
 
 
 def stored_status(config: Config, data_dir: Path) -> dict[str, Any]:
@@ -127,6 +156,18 @@ def stored_status(config: Config, data_dir: Path) -> dict[str, Any]:
                                   outbox.dead_letter_counts().items()}
     finally:
         outbox.close()
+    if (data_dir / ALERTS_FILE).exists():
+        try:
+            journal = Journal(data_dir, readonly=True)
+            try:
+                status["alerts"] = {"open": [
+                    {"id": a.id, "monitor": a.monitor, "group": a.grp, "status": a.status,
+                     "since": a.opened, "acked_by": a.acked_by} for a in journal.alerts()],
+                    "pending_notifications": journal.pending()}
+            finally:
+                journal.close()
+        except sqlite3.Error as exc:
+            status["alerts"] = {"open": [], "error": f"cannot read {ALERTS_FILE}: {exc}"}
     return status
 
 
@@ -251,6 +292,8 @@ def render_status(s: dict[str, Any]) -> str:
     devices = s.get("devices")
     if devices:
         lines.extend(_devices(devices, SYSTEM.now()))
+    if s.get("alerts"):
+        lines.extend(_alerts(s["alerts"]))
     lines.append("  sinks:")
     for k in s.get("sinks", []):
         head = f"    {k['name']}"

@@ -91,10 +91,10 @@ class Alerting:
 
     def status(self) -> dict[str, object]:
         return {
-            "open": [{"monitor": m, "group": g, "status": s.status, "since": s.since,
-                      "value": s.value} for m, g, s in self.engine.open()],
+            "open": self.open_alerts(),
             "on_duty": self.rota.on_duty(self.engine.clock.now()),
             "pending_notifications": self.journal.pending(),
+            "failing": dict(zip(("count", "since"), self.journal.failing(), strict=True)),
             "bookings": None if self.bookings is None else {
                 "known": len(self.bookings.known), "read_at": self.bookings.read_at,
                 "problem": self.bookings.problem},

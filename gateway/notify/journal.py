@@ -101,15 +101,22 @@ class Alert:
 class Journal:
     """One connection to alerts.db; safe to share between threads (calls are serialised)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, readonly: bool = False) -> None:
+        """`readonly`: for commands that only look (status, alerts list): nothing is
+        created or written, so they work as a user who may only read."""
         self.path = data_dir / FILE
+        self._lock = threading.RLock()
+        if readonly:
+            self.conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                        timeout=30, isolation_level=None,
+                                        check_same_thread=False)
+            return
         data_dir.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                     check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")  # an alert recorded is on the card
         self.conn.executescript(SCHEMA)
-        self._lock = threading.RLock()
 
     def close(self) -> None:
         with self._lock:
@@ -201,6 +208,13 @@ class Journal:
                 "WHERE state = ? AND next_try <= ? ORDER BY id LIMIT ?",
                 (PENDING, now, limit)).fetchall()
         return [Due(*row) for row in rows]
+
+    def failing(self) -> tuple[int, float | None]:
+        """Notices tried and not yet delivered: how many, and when the oldest was made."""
+        with self._lock:
+            n, at = self.conn.execute("SELECT count(*), min(created) FROM notifications "
+                                      "WHERE state = ? AND attempts > 0", (PENDING,)).fetchone()
+        return int(n), at
 
     def pending(self) -> int:
         with self._lock:
