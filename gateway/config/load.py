@@ -131,6 +131,7 @@ def parse_config(text: str, source: str = "<config>",
         problems.extend(p for i, device in enumerate(config.devices)
                         if isinstance(device, DeviceConfig)
                         for p in library.check_device(device, f"devices[{i}]"))
+        problems.extend(_monitor_metric_problems(config, library))
         # Two devices on one topic are looked for once everything else is right: the
         # check builds the decoder, which needs sound devices (their zones, say).
         if not problems and all(isinstance(d, DeviceConfig) for d in config.devices):
@@ -147,6 +148,38 @@ def parse_config(text: str, source: str = "<config>",
     if problems or config is None:
         raise ConfigError(problems, source)
     return config
+
+
+def _monitor_metric_problems(config: Config, library: Any) -> list[Problem]:
+    """A monitor's metric must be one its devices can send (a typo alerts on nothing)."""
+    import difflib
+
+    from gateway.profiles.library import metric_matches, metric_names
+
+    names: dict[str, list[str]] = {}
+    for device in config.devices:
+        profile = library.get(device.profile) if isinstance(device, DeviceConfig) else None
+        if profile is not None:
+            names[device.id] = metric_names(profile, device.params)
+    out = []
+    for i, m in enumerate(config.monitors):
+        metric = getattr(m, "metric", "")
+        if not m or not metric:
+            continue
+        watched = [d for d in (m.devices or names) if d in names]
+        if not watched:
+            continue
+        templates = sorted({t for d in watched for t in names[d]})
+        if any(metric_matches(t, metric) for t in templates):
+            continue
+        near = difflib.get_close_matches(metric, templates, n=3, cutoff=0.6)
+        whose = f"{watched[0]}'s" if len(watched) == 1 else "its devices'"
+        hint = f"did you mean {', '.join(near)}?" if near else \
+            f"{whose} profiles give: {', '.join(templates[:12])}" + (
+                " ..." if len(templates) > 12 else "")
+        out.append(Problem(f"monitors[{i}].metric",
+                           f"no device it watches sends {metric!r}; {hint}"))
+    return out
 
 
 def _calendar_problems(config: Config, config_dir: Path) -> list[Problem]:

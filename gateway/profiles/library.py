@@ -141,6 +141,40 @@ class ProfileLibrary:
         return bad_tags + param_problems(profile, device.params, path)
 
 
+def metric_names(profile: Profile, params: Mapping[str, Any]) -> list[str]:
+    """The metric names a device of this profile with these parameters can produce, as
+    templates: `{name}` stands for a part the message gives (a topic level, a key).
+    `device.online` for a profile with a last will."""
+    declared = profile.spec.params
+    values = {k: params.get(k, ps.default) for k, ps in declared.items()}
+    scalars = {k: v for k, v in values.items() if isinstance(v, (str, int, float))}
+    out: list[str] = []
+    for rule in profile.spec.messages:
+        if rule.ignore:
+            continue
+        if rule.availability is not None:
+            out.append("device.online")
+        specs = list(profile.expand(rule.fields))
+        if rule.fields_param and isinstance(params.get(rule.fields_param), dict):
+            for data in field_map(params[rule.fields_param]):
+                spec, more = build(FieldSpec, data)
+                if spec is not None and not more:
+                    specs.append(spec)
+        for spec in specs:
+            q = profile.quantities.get(spec.quantity) if spec.quantity else None
+            template = spec.metric or (q.metric if q else "")
+            if template:
+                out.append(_fill(template, scalars))
+    return list(dict.fromkeys(out))
+
+
+def metric_matches(template: str, metric: str) -> bool:
+    """Whether a metric name fits a template from metric_names."""
+    parts = _PLACEHOLDER.split(template)
+    pattern = "".join(re.escape(p) if i % 2 == 0 else ".+" for i, p in enumerate(parts))
+    return re.fullmatch(pattern, metric) is not None
+
+
 def field_problems(profile: Profile, spec: FieldSpec) -> list[str]:
     out = []
     if spec.use and spec.use not in profile.field_groups:
