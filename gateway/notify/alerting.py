@@ -18,6 +18,7 @@ from gateway.monitors.engine import MonitorEngine
 from gateway.notify.board import AlertBoard
 from gateway.notify.dispatch import Dispatcher
 from gateway.notify.downtime import Downtimes
+from gateway.notify.indicator import Indicator
 from gateway.notify.journal import Journal
 from gateway.notify.rota import Rota
 from gateway.notify.sender import Sender
@@ -45,6 +46,11 @@ class Alerting:
             prefix = config.alerting.topic_prefix or f"gateway/{config.gateway.name}"
             self.board = AlertBoard(config.mqtt, config.client_id, prefix, self.acknowledge)
         self.dispatcher.after_record = self._recorded
+        a = config.alerting
+        self.indicator = Indicator(a.lamp_pin, a.buzzer_pin) \
+            if a.lamp_pin is not None or a.buzzer_pin is not None else None
+        self.critical = {m.name for m in config.monitors if m.safety_critical}
+        self.sender.after_round = self.show
 
     def acknowledge(self, alert: int, by: str, via: str) -> str:
         """I'm on it, from the CLI, the HTTP endpoint or the MQTT command topic: no more
@@ -67,13 +73,19 @@ class Alerting:
         self.show()
 
     def show(self) -> None:
+        """The open alerts where people in the hall see them: the broker, the lamp."""
+        open_ = self.open_alerts() if self.board or self.indicator else []
         if self.board is not None:
-            self.board.show(self.open_alerts(), self.monitor_names)
+            self.board.show(open_, self.monitor_names)
+        if self.indicator is not None:
+            failing, _ = self.journal.failing()
+            self.indicator.show(len(open_), failing, sum(
+                1 for a in open_ if a["monitor"] in self.critical and not a["acked_by"]))
 
     def start(self) -> None:
         if self.board is not None:
             self.board.start()
-            self.show()
+        self.show()
         if self.bookings is not None:
             self.bookings.refresh()  # before the first judgement: the gates need it
             self.bookings.start()
@@ -87,6 +99,8 @@ class Alerting:
         self.sender.stop()
         if self.board is not None:
             self.board.stop()
+        if self.indicator is not None:
+            self.indicator.close()
         # alerts.db stays open: status (and the demo's last screen) still reads it
 
     def status(self) -> dict[str, object]:

@@ -97,6 +97,14 @@ class AlertingSection:
     board: bool = field(default=True,
                         metadata=doc("publish the open alerts on the local broker (a hall "
                                      "display's fallback when no channel reaches anyone)"))
+    lamp_pin: int | None = field(
+        default=None,
+        metadata=doc("GPIO (BCM) pin of a lamp lit while an alert is open, blinking while "
+                     "a notice could not be delivered"))
+    buzzer_pin: int | None = field(
+        default=None,
+        metadata=doc("GPIO (BCM) pin of a buzzer that beeps while a safety-critical alert "
+                     "is open and unacknowledged"))
     ack_token: Secret | None = field(
         default=None,
         metadata=doc("bearer token for POST /alerts/<id>/ack on the status port; unset: that "
@@ -104,6 +112,12 @@ class AlertingSection:
 
     def check(self) -> Iterator[tuple[str, str]]:
         yield from positive("retry_min", self.retry_min, " seconds")
+        for key in ("lamp_pin", "buzzer_pin"):
+            pin = getattr(self, key)
+            if pin is not None and not 0 <= pin <= 27:
+                yield key, f"must be a BCM GPIO number 0-27, got {pin}"
+        if self.lamp_pin is not None and self.lamp_pin == self.buzzer_pin:
+            yield "buzzer_pin", "must differ from lamp_pin"
         if self.ack_token is not None and len(self.ack_token) < 16:
             yield "ack_token", "must be at least 16 characters (e.g. from openssl rand -hex 16)"
         if self.retry_max < self.retry_min:

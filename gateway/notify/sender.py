@@ -33,6 +33,8 @@ class Sender:
         self.clock = clock
         self.stats = stats
         self.deliver = deliver
+        #: called after a round that tried something (the lamp shows what failed)
+        self.after_round: Callable[[], None] = lambda: None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -72,10 +74,13 @@ class Sender:
     def send_due(self) -> int:
         """Deliver what is due now; returns how many were delivered."""
         delivered = 0
-        for item in self.journal.due(self.clock.now()):
+        due = self.journal.due(self.clock.now())
+        for item in due:
             if self._stop.is_set():
                 break
             delivered += self._send(item)
+        if due:
+            self.after_round()
         return delivered
 
     def _send(self, item: Due) -> int:
