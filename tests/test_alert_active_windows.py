@@ -14,7 +14,7 @@ from gateway.health.stats import Stats
 from gateway.model import Reading
 from gateway.notify.alerting import Alerting
 
-LIGHTS_AT_NIGHT = {"name": "lights-at-night", "type": "state", "metric": "light.on",
+LIGHTS_AT_NIGHT = {"name": "lights-at-night", "type": "state", "metric": "light.state",
                    "equals": 1, "duration": "0s", "active": ["daily 23:00-06:00"],
                    "message": "{{#is_alert}}Lights on at night{{/is_alert}}"
                               "{{#is_recovery}}Night over{{/is_recovery}}"}
@@ -27,14 +27,14 @@ def at(text: str) -> float:
 def test_lights_alert_only_inside_the_night_window(tmp_path):
     config = parse_config(json.dumps({
         "gateway": {"name": "hall", "timezone": "Europe/London"},
-        "devices": [{"id": "bulb", "profile": "tasmota", "topic": "bulb"}],
+        "devices": [{"id": "bulb", "profile": "zigbee2mqtt", "friendly_name": "bulb"}],
         "people": [{"name": "ann", "channels": ["json://127.0.0.1:9/ann"]}],
         "monitors": [LIGHTS_AT_NIGHT]}), str(tmp_path / "gateway.yaml"))
     clock = ManualClock(at("2026-07-01T22:30"), "Europe/London")  # BST
     a = Alerting(config, tmp_path / "data", clock, Stats(), {})
 
     def lights_on() -> None:
-        a.engine.take([Reading("light.on", 1.0, clock.now(), "gauge", "", {"device": "bulb"})])
+        a.engine.take([Reading("light.state", 1.0, clock.now(), "gauge", "", {"device": "bulb"})])
         a.engine.tick()
 
     def said() -> list[str]:

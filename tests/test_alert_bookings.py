@@ -56,7 +56,7 @@ END:VCALENDAR
 """
 
 HEATING_LEFT_ON = {
-    "name": "heating-left-on", "type": "state", "metric": "heating.relay", "equals": 1,
+    "name": "heating-left-on", "type": "state", "metric": "switch.boiler_relay", "equals": 1,
     "duration": "0s", "devices": ["heating"],
     "booking": {"only": "unbooked", "before": "60m", "after": "30m"},
     "message": "{{#is_alert}}The heating is on and nobody has booked the hall.{{/is_alert}}"}
@@ -90,7 +90,7 @@ def test_a_booking_gates_the_heating_monitor(tmp_path, moment, alerts):
     clock = ManualClock(at(moment), "Europe/London")
     a = Alerting(config, tmp_path / "data", clock, Stats(), {}, tmp_path)
     assert a.bookings is not None and a.bookings.refresh()
-    a.engine.take([Reading("heating.relay", 1.0, clock.now(), "gauge", "",
+    a.engine.take([Reading("switch.boiler_relay", 1.0, clock.now(), "gauge", "",
                            {"device": "heating"})])
     a.engine.tick()
     told = a.journal.conn.execute("SELECT body FROM notifications").fetchall()

@@ -154,3 +154,21 @@ def test_escalation_tells_further_people_until_someone_acknowledges(tmp_path):
     body = a.journal.conn.execute("SELECT title FROM notifications WHERE person = 'bob'"
                                   ).fetchone()[0]
     assert "escalation 1" in body
+
+
+def test_the_defibrillator_reaches_everyone_in_a_downtime_with_nobody_on_duty(tmp_path):
+    sunday_night = at("2026-03-29T23:30")  # the weekend downtime; the clocks went forward
+    clock = ManualClock(sunday_night, "Europe/London")
+    people = [{"name": "ann", "channels": ["json://127.0.0.1:9/ann"],
+               "available": ["Mon-Fri 09:00-17:00"]},
+              {"name": "bob", "channels": ["json://127.0.0.1:9/bob"],
+               "available": ["Sat 10:00-12:00"]}]
+    a = alerting(tmp_path, clock, [{**DEFIB, "notify": ["on_duty"]},
+                                   {**URN, "notify": ["on_duty"]}], people=people)
+    assert a.rota.on_duty(sunday_night) == []
+    assert a.downtimes.silencing("urn-left-on", [], sunday_night) is not None
+    a.engine.take([power("defib-socket", 0, sunday_night), power("urn", 2500, sunday_night)])
+    told = a.journal.conn.execute("SELECT monitor, person, state FROM notifications "
+                                  "ORDER BY monitor, person").fetchall()
+    assert told == [("defib-power", "ann", "pending"), ("defib-power", "bob", "pending"),
+                    ("urn-left-on", "", "nobody")]
