@@ -570,7 +570,27 @@ def _lenient_json(text: str) -> Any:
     try:
         return json.loads(text, parse_int=_json_int)
     except (ValueError, RecursionError):
+        pass
+    # Older Tasmota builds print a failed sensor as a bare `nan` (or `inf`): read those
+    # as JSON's NaN, so the message's good values are kept and the bad one is counted.
+    fixed = _BARE_NOT_FINITE.sub(_not_finite_token, text)
+    if fixed == text:
         return _BAD
+    try:
+        return json.loads(fixed, parse_int=_json_int)
+    except (ValueError, RecursionError):
+        return _BAD
+
+
+# A JSON string (left as it is) or a bare nan / inf / -inf token where a value goes.
+_BARE_NOT_FINITE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|(?<=[:,\[\s])(-?)(nan|inf)(?=[\s,}\]])',
+                              re.IGNORECASE)
+
+
+def _not_finite_token(m: re.Match[str]) -> str:
+    if m.group(2) is None:
+        return m.group(0)
+    return "NaN" if m.group(2).lower() == "nan" else f"{m.group(1)}Infinity"
 
 
 def _too_deep(text: str) -> bool:
