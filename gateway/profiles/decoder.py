@@ -272,6 +272,7 @@ class Decoder:
                                                f"(byte {exc.start})")))
             return result
         parsed: dict[str, Any] = {}
+        stamps: dict[tuple[Any, ...], Any] = {}
         matched = strict = False
         for route, captures in routes:
             rule = route.rule
@@ -297,7 +298,16 @@ class Decoder:
             result.retained_is_reading = result.retained_is_reading or rule.retained == "reading"
             found = len(result.problems)
             first = len(result.readings)
-            stamp = route.clock.stamp(body, received) if route.clock is not None else None
+            stamp = None
+            if route.clock is not None:
+                # Two rules of one message (Tasmota's SENSOR: named fields, any sensor)
+                # read its time once.
+                clock = route.clock
+                key = (clock.path, clock.tz, clock.ahead, clock.behind, id(body))
+                if key in stamps:
+                    stamp = stamps[key]
+                else:
+                    stamp = stamps[key] = clock.stamp(body, received)
             try:
                 self._read(route, captures, body, received if stamp is None else stamp.ts,
                            result)
@@ -356,7 +366,9 @@ class Decoder:
         if not (route.fields or route.wildcard):
             return
         if rule.each is not None:
-            for entry, more in _each(body, rule.each.path, rule.each.key, route.each_key):
+            each = rule.each
+            for entry, more in _each(body, each.path, each.key, route.each_key, each.exclude,
+                                     each.family):
                 if more and not "".join(more.values()).isascii():
                     bad = _captures_problem(more)
                     if bad is not None:  # a key such as "switch:\ud800"
@@ -438,14 +450,33 @@ class Decoder:
         if route.wildcard and isinstance(body, dict):
             limit = self.max_readings
             for f in route.wildcard:
+                units = f.spec.units
+                # The tags of this entry's readings are the same for every key: made once.
+                entry_tags = {**tags, **{k: v for k, v in captures.items()
+                                         if v != "" and k not in f.metric_names}}
                 for key, value in body.items():
                     if key in route.listed or key in f.spec.exclude:
                         continue
+                    kind = type(value)
+                    if kind is float or kind is int:
+                        # The common case, kept short: a number under a plain key.
+                        metric = f.metric.format_map({**captures, "key": key.lower()}) \
+                            if f.metric_names else f.metric
+                        number = value * f.spec.scale
+                        if (number - number == 0 and f.vmap is None and metric.isascii()
+                                and ".." not in metric and metric[:1] not in ("", ".")
+                                and metric[-1] != "."):
+                            if len(out) + len(result.problems) >= limit:
+                                raise _TooMany
+                            out.append(Reading(metric, float(number), ts, f.type,  # type: ignore[arg-type]
+                                               units.get(key, f.unit), entry_tags, priority,
+                                               f.rollup))  # type: ignore[arg-type]
+                            continue
                     if isinstance(value, (bool, int, float)):
                         if len(out) + len(result.problems) >= limit:
                             raise _TooMany
                         self._emit(route, f, value, {**captures, "key": key.lower()}, ts,
-                                   result, key)
+                                   result, key, units.get(key))
 
     def _emit_array(self, route: _Route, f: _Field, value: list[Any], captures: dict[str, str],
                     ts: float, result: Decoded, where: str) -> None:
@@ -461,7 +492,7 @@ class Decoder:
                        f"{where}[{i}]")
 
     def _emit(self, route: _Route, f: _Field, value: Any, captures: dict[str, str], ts: float,
-              result: Decoded, where: str) -> None:
+              result: Decoded, where: str, unit: str | None = None) -> None:
         if type(value) is bool and not f.takes_bool:
             result.problems.append((WRONG_TYPE, (f"device {route.device.id!r} field {where!r}: "
                                                  f"expected a number in {f.unit or f.metric}, "
@@ -494,8 +525,9 @@ class Decoder:
                     return
         # true/false with no rollup named is a state too (occupancy, contact, a relay).
         rollup = f.rollup or ("changes" if isinstance(value, bool) else None)
-        result.readings.append(self._reading(route, metric, number, ts, f.unit, f.type, captures,
-                                             f.metric_names, rollup))
+        result.readings.append(self._reading(route, metric, number, ts,
+                                             f.unit if unit is None else unit, f.type,
+                                             captures, f.metric_names, rollup))
 
     @staticmethod
     def _reading(route: _Route, metric: str, value: float, ts: float, unit: str, mtype: str,
@@ -679,19 +711,29 @@ def _number(value: Any, vmap: Mapping[str, float] | None) -> float | str:
         f"expected a number, got {type(value).__name__}"
 
 
-def _each(body: Any, path: str, key_pattern: str,
-          regex: re.Pattern[str] | None) -> Iterator[tuple[Any, dict[str, str]]]:
+def _each(body: Any, path: str, key_pattern: str, regex: re.Pattern[str] | None,
+          exclude: tuple[str, ...] = (), family: str = ""
+          ) -> Iterator[tuple[Any, dict[str, str]]]:
     obj = _get(body, tuple(path.split("."))) if path else body
     if not isinstance(obj, dict):
         return
     for key, value in obj.items():
+        if key in exclude:
+            continue
         if regex is None:
             if key == key_pattern:
                 yield value, {}
             continue
         m = regex.match(key)
         if m:
-            yield value, m.groupdict()
+            more = m.groupdict()
+            if family and family in more:
+                more["family"] = _INSTANCE.sub("", more[family]).lower()
+            yield value, more
+
+
+#: a sensor's instance number (Tasmota's DS18B20-1, DS18B20-2 ...)
+_INSTANCE = re.compile(r"-\d+$")
 
 
 def _excerpt(text: str, limit: int = 80) -> str:

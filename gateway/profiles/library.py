@@ -255,6 +255,8 @@ def _metric_problems(profile: Profile, params: Mapping[str, Any], values: Mappin
         captures = set(_PLACEHOLDER.findall(_fill(rule.topic, scalars)))
         if rule.each is not None:
             captures.update(_PLACEHOLDER.findall(rule.each.key))
+            if rule.each.family:
+                captures.add("family")
         specs = [(s, "") for s in profile.expand(rule.fields)]
         if rule.fields_param and isinstance(params.get(rule.fields_param), dict):
             for data in field_map(params[rule.fields_param]):

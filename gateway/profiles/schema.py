@@ -73,6 +73,10 @@ class FieldSpec:
     array_tag: str = field(default="channel", metadata=doc("tag for elements of an array value"))
     use: str = field(default="", metadata=doc("include a named field group instead"))
     exclude: tuple[str, ...] = field(default=(), metadata=doc("with path '*': keys to skip"))
+    units: Mapping[str, str] = field(
+        default_factory=_empty,
+        metadata=doc("with path '*': the unit of each key, e.g. {Temperature: °C}; others "
+                     "get `unit` (none by default)"))
 
     def check(self) -> Iterator[tuple[str, str]]:
         if self.use:
@@ -123,6 +127,10 @@ class Each:
 
     path: str = field(metadata=doc("dotted path of the object to walk ('' = payload)"))
     key: str = field(metadata=doc("key pattern; {name} captures a tag"))
+    exclude: tuple[str, ...] = field(default=(), metadata=doc("keys not walked"))
+    family: str = field(
+        default="", metadata=doc("a capture whose text, lower-cased and without a trailing "
+                                 "-N instance number, is also {family} (DS18B20-1 -> ds18b20)"))
 
 
 @dataclass(frozen=True)
