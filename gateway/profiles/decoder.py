@@ -104,7 +104,7 @@ class _Field:
     takes_bool: bool = True
 
     def __post_init__(self) -> None:
-        self.simple = not self.metric_names and self.vmap is None
+        self.simple = not self.metric_names and self.vmap is None and not self.spec.tags
         self.takes_bool = (self.vmap is not None or self.rollup == "changes"
                            or (not self.unit and self.rollup is None))
 
@@ -453,7 +453,8 @@ class Decoder:
                 units = f.spec.units
                 # The tags of this entry's readings are the same for every key: made once.
                 entry_tags = {**tags, **{k: v for k, v in captures.items()
-                                         if v != "" and k not in f.metric_names}}
+                                         if v != "" and k not in f.metric_names},
+                              **f.spec.tags}
                 for key, value in body.items():
                     if key in route.listed or key in f.spec.exclude:
                         continue
@@ -493,6 +494,8 @@ class Decoder:
 
     def _emit(self, route: _Route, f: _Field, value: Any, captures: dict[str, str], ts: float,
               result: Decoded, where: str, unit: str | None = None) -> None:
+        if f.spec.tags:
+            captures = {**captures, **f.spec.tags}
         if type(value) is bool and not f.takes_bool:
             result.problems.append((WRONG_TYPE, (f"device {route.device.id!r} field {where!r}: "
                                                  f"expected a number in {f.unit or f.metric}, "

@@ -73,6 +73,9 @@ class FieldSpec:
     array_tag: str = field(default="channel", metadata=doc("tag for elements of an array value"))
     use: str = field(default="", metadata=doc("include a named field group instead"))
     exclude: tuple[str, ...] = field(default=(), metadata=doc("with path '*': keys to skip"))
+    tags: Mapping[str, str] = field(
+        default_factory=_empty,
+        metadata=doc("tags its readings carry, e.g. {phase: a} for one phase of a meter"))
     units: Mapping[str, str] = field(
         default_factory=_empty,
         metadata=doc("with path '*': the unit of each key, e.g. {Temperature: °C}; others "
