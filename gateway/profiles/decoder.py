@@ -427,10 +427,12 @@ class Decoder:
             for f in fields:
                 value = top
                 for key in f.path[1:]:
-                    if type(value) is not dict:
+                    if type(value) is dict:
+                        value = value.get(key)
+                    elif type(value) is list and key.isdigit() and int(key) < len(value):
+                        value = value[int(key)]  # sensors.0.temp: the first element's
+                    else:
                         value = None
-                        break
-                    value = value.get(key)
                     if value is None:
                         break
                 if value is None:
@@ -478,6 +480,28 @@ class Decoder:
                             raise _TooMany
                         self._emit(route, f, value, {**captures, "key": key.lower()}, ts,
                                    result, key, units.get(key))
+                    elif f.spec.nested and isinstance(value, (dict, list)):
+                        self._nested(route, f, value, captures, ts, result, key.lower(), 1)
+
+    def _nested(self, route: _Route, f: _Field, value: Any, captures: dict[str, str],
+                ts: float, result: Decoded, name: str, depth: int) -> None:
+        """A '*' field's nested object or array: its numbers, named by their dotted path;
+        an array's elements tagged by position (1, 2 ...). At most NESTED_DEPTH deep."""
+        if depth > NESTED_DEPTH:
+            return
+        if type(value) is list:
+            items: Iterable[tuple[str, Any, dict[str, str]]] = (
+                (name, v, {f.spec.array_tag: str(i + 1)}) for i, v in enumerate(value))
+        else:
+            items = ((f"{name}.{k.lower()}", v, {}) for k, v in value.items())
+        for key, item, more in items:
+            if len(result.readings) + len(result.problems) >= self.max_readings:
+                raise _TooMany
+            here = {**captures, **more}
+            if isinstance(item, (bool, int, float)):
+                self._emit(route, f, item, {**here, "key": key}, ts, result, key)
+            elif isinstance(item, (dict, list)):
+                self._nested(route, f, item, here, ts, result, key, depth + 1)
 
     def _emit_array(self, route: _Route, f: _Field, value: list[Any], captures: dict[str, str],
                     ts: float, result: Decoded, where: str) -> None:
@@ -579,6 +603,10 @@ class _Bad:
 
 
 _BAD = _Bad()
+
+
+#: how deep a '*' field with `nested` looks into objects and arrays
+NESTED_DEPTH = 4
 
 
 class _TooMany(Exception):

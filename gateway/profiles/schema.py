@@ -58,7 +58,8 @@ class Quantity:
 class FieldSpec:
     """How one value in a payload becomes a reading."""
 
-    path: str = field(default="", metadata=doc("dotted path into the JSON payload; '*' = every "
+    path: str = field(default="", metadata=doc("dotted path into the JSON payload (a number "
+                                                "indexes an array: sensors.0.temp); '*' = every "
                                                 "other top-level number; '' = the whole payload"))
     metric: str = field(default="", metadata=doc("metric name; may use {capture}, {key} "
                                                   "and a device {param}"))
@@ -73,6 +74,11 @@ class FieldSpec:
     array_tag: str = field(default="channel", metadata=doc("tag for elements of an array value"))
     use: str = field(default="", metadata=doc("include a named field group instead"))
     exclude: tuple[str, ...] = field(default=(), metadata=doc("with path '*': keys to skip"))
+    nested: bool = field(
+        default=False,
+        metadata=doc("with path '*': also the numbers in nested objects ({key} is then "
+                     "their dotted path, e.g. env.temp) and in arrays (one per element, "
+                     "tagged `array_tag` 1, 2 ...)"))
     tags: Mapping[str, str] = field(
         default_factory=_empty,
         metadata=doc("tags its readings carry, e.g. {phase: a} for one phase of a meter"))
