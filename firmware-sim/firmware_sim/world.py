@@ -26,6 +26,8 @@ class World:
         self.params = dict(params)
         self.rng = sim.rng("world")
         self.last = sim.now
+        #: every metered output of the site's plugs and relays (a building meter sums them)
+        self.metered: list[Any] = []
 
     def start(self) -> None:
         self.sim.every(self.tick, self._step, first=self.sim.now)

@@ -150,6 +150,9 @@ def parse_config(text: str, source: str = "<config>",
     return config
 
 
+_PLACEHOLDERS = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
 def _monitor_metric_problems(config: Config, library: Any) -> list[Problem]:
     """A monitor's metric must be one its devices can send (a typo alerts on nothing)."""
     import difflib
@@ -170,9 +173,16 @@ def _monitor_metric_problems(config: Config, library: Any) -> list[Problem]:
         if not watched:
             continue
         templates = sorted({t for d in watched for t in names[d]})
-        if any(metric_matches(t, metric) for t in templates):
+        # A template of placeholders only ("{family}.{key}": any Tasmota sensor) fits any
+        # name: a typo of a known name must not hide behind it.
+        generic = [t for t in templates if not _PLACEHOLDERS.sub("", t).strip(".")]
+        concrete = [t for t in templates if t not in generic]
+        near = difflib.get_close_matches(metric, concrete, n=3, cutoff=0.6)
+        if any(metric_matches(t, metric) for t in concrete):
             continue
-        near = difflib.get_close_matches(metric, templates, n=3, cutoff=0.6)
+        if any(metric_matches(t, metric) for t in generic) and not \
+                difflib.get_close_matches(metric, concrete, n=1, cutoff=0.85):
+            continue
         whose = f"{watched[0]}'s" if len(watched) == 1 else "its devices'"
         hint = f"did you mean {', '.join(near)}?" if near else \
             f"{whose} profiles give: {', '.join(templates[:12])}" + (

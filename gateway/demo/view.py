@@ -24,6 +24,9 @@ SHOWN: tuple[tuple[str, str, str], ...] = (
     ("light.state", "light", "onoff"),
     ("light.brightness", "bright", "%"),
     ("device.internal_temperature", "internal", "°C"),
+    ("meter.electricity.power", "power", "kW"),
+    ("meter.electricity.import_total", "import", "kWh"),
+    ("meter.gas.power", "gas", "kW"),
 )
 _LABEL = re.compile(r"^([^{]+)(?:\{(.*)\})?$")
 

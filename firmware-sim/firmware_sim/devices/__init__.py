@@ -12,6 +12,7 @@ KINDS: dict[str, str] = {
     "shelly-plug": "firmware_sim.devices.shelly:ShellyPlusPlugS",
     "zigbee2mqtt": "firmware_sim.devices.zigbee2mqtt:Zigbee2MqttBridge",
     "esphome-heating": "firmware_sim.devices.esphome:EsphomeHeating",
+    "glow": "firmware_sim.devices.glow:GlowMeter",
     "elm327": "firmware_sim.car.elm327:Elm327Device",
     "gps": "firmware_sim.car.gps:GpsDevice",
 }

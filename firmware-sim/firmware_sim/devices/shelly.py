@@ -43,6 +43,7 @@ class ShellyPlusPlugS(MqttDevice):
         self.prefix = str(spec.get("prefix") or f"shellyplusplugs-{self.mac}")
         self.meter = Meter(make_load(spec.get("load")), bool(spec.get("relay", True)), sim.now,
                            self.rng, float(spec.get("energy_kwh", 40 * self.rng.random())) * 1000)
+        getattr(env, "metered", []).append(self.meter)
         self.rssi = float(spec.get("signal", -60 - 10 * self.rng.random()))
         self.reported_watts = 0.0
         self.minute_wh: list[float] = [0.0, 0.0, 0.0]

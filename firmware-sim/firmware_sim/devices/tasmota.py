@@ -57,6 +57,7 @@ class TasmotaPlug(MqttDevice):
                   start_wh / len(channels))
             for ch in channels
         ]
+        getattr(env, "metered", []).extend(self.meters)
         self.signal = float(spec.get("signal", -55 - 20 * self.rng.random()))
         self.mac = "".join(f"{self.rng.randrange(256):02X}" for _ in range(3))
         self.total_start = self.sim.local(sim.now - 400 * 86400).strftime("%Y-%m-%dT%H:%M:%S")
