@@ -161,7 +161,8 @@ class Gateway:
                 log.error("status endpoint %s:%s not started: %s", http.host, http.port, exc)
                 self.http = None
         if self.alerting is not None:
-            self.alerting.start()
+            # In a worker thread: it reads the bookings calendar first (a URL may be slow).
+            await asyncio.to_thread(self.alerting.start)
         for source in self.sources:
             source.start()
         log.info("gateway %s %s running: %d device(s), %d topic filter(s), sinks: %s; store %s",
