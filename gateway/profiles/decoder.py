@@ -14,6 +14,7 @@ before it starts.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -26,10 +27,13 @@ from gateway.config.schema import DeviceConfig
 from gateway.config.validate import build
 from gateway.model import Reading
 from gateway.profiles.devicetime import DeviceClock, TimePolicy, zone
+from gateway.profiles.learn import LEARNERS, Learned
 from gateway.profiles.library import Profile, ProfileLibrary, field_map
 from gateway.profiles.schema import Availability, FieldSpec, MessageRule
 from gateway.profiles.topics import PLACEHOLDER as _PLACEHOLDER
 from gateway.profiles.topics import fill_params, minimal_filters, topic_pattern
+
+log = logging.getLogger("gateway.decode")
 
 # Reasons a message (or part of one) could not be read. Stable: they are metric tags.
 UNKNOWN_TOPIC = "unknown_topic"
@@ -154,6 +158,11 @@ class Decoder:
         self._subscriptions: list[str] | None = None
         #: the tags every reading of a device carries, by device id
         self.base_tags: dict[str, dict[str, str]] = {}
+        #: what devices said of themselves (gateway.profiles.learn), by device id
+        self.learned: dict[str, dict[str, Learned]] = {}
+        self._contradictions: set[tuple[str, str]] = set()
+        #: every route of a device, by device id
+        self.routes_of: dict[str, list[_Route]] = {}
         for device in devices:
             profile = library.get(device.profile)
             if profile is None:
@@ -189,6 +198,7 @@ class Decoder:
         each_key = topic_pattern(rule.each.key, {})[1] if rule.each is not None else None
         route = _Route(device, rule, plain, wildcard, listed, list(roots.items()), whole, base,
                        regex, flt, each_key, self._clock(device, rule, scalars))
+        self.routes_of.setdefault(device.id, []).append(route)
         if regex is None:
             self.exact.setdefault(flt, []).append(route)
         else:
@@ -261,7 +271,9 @@ class Decoder:
             result.problems.append((UNKNOWN_TOPIC, f"no device listens on {where}"))
             return result
         result.device = routes[0][0].device.id
-        if len(payload) > self.max_payload_bytes:
+        limit = LEARN_MAX_BYTES if all(r.rule.learn for r, _ in routes) else \
+            self.max_payload_bytes
+        if len(payload) > limit:
             result.problems.append((TOO_LARGE, (f"{len(payload)} bytes on {topic!r}, "
                                                 f"limit {self.max_payload_bytes}")))
             return result
@@ -287,6 +299,9 @@ class Decoder:
                 continue
             if rule.when is not None and not rule.when.holds(_get(body, rule.when.keys)):
                 continue
+            if rule.learn:
+                self._learn(route, body)
+                continue  # a description, not a measurement: nothing to store
             if captures and not "".join(captures.values()).isascii():
                 bad = _captures_problem(captures)
                 if bad is not None:  # a topic level that cannot become a tag
@@ -342,6 +357,25 @@ class Decoder:
             result.problems.append((NO_READINGS, (f"nothing readable in payload on {topic!r}: "
                                                   f"{_excerpt(text)}")))
         return result
+
+    def _learn(self, route: _Route, body: Any) -> None:
+        """Keep what a describing message says of this route's device (its units and
+        enums), and say once where a profile's own field disagrees (the profile wins)."""
+        name = str(route.device.params.get("friendly_name", route.device.id))
+        found = LEARNERS[route.rule.learn](body, name)
+        if found is None:
+            return
+        device = route.device.id
+        self.learned[device] = found
+        for other in self.routes_of.get(device, ()):
+            for f in other.fields:
+                said = found.get(f.path[0]) if len(f.path) == 1 else None
+                if said is not None and said.unit and f.unit and said.unit != f.unit and \
+                        (device, f.path[0]) not in self._contradictions:
+                    self._contradictions.add((device, f.path[0]))
+                    log.warning("device %r: Zigbee2MQTT says %s is in %s; its profile reads "
+                                "it in %s, which is kept", device, f.path[0], said.unit,
+                                f.unit)
 
     @staticmethod
     def _body(kind: str, text: str, parsed: dict[str, Any]) -> Any:
@@ -451,6 +485,7 @@ class Decoder:
                     self._emit(route, f, value, captures, ts, result, f.spec.path)
         if route.wildcard and isinstance(body, dict):
             limit = self.max_readings
+            learned = self.learned.get(route.device.id) if self.learned else None
             for f in route.wildcard:
                 units = f.spec.units
                 # The tags of this entry's readings are the same for every key: made once.
@@ -471,8 +506,11 @@ class Decoder:
                                 and metric[-1] != "."):
                             if len(out) + len(result.problems) >= limit:
                                 raise _TooMany
+                            unit = units.get(key, f.unit)
+                            if not unit and learned is not None and key in learned:
+                                unit = learned[key].unit
                             out.append(Reading(metric, float(number), ts, f.type,  # type: ignore[arg-type]
-                                               units.get(key, f.unit), entry_tags, priority,
+                                               unit, entry_tags, priority,
                                                f.rollup))  # type: ignore[arg-type]
                             continue
                     if isinstance(value, (bool, int, float)):
@@ -482,6 +520,13 @@ class Decoder:
                                    result, key, units.get(key))
                     elif f.spec.nested and isinstance(value, (dict, list)):
                         self._nested(route, f, value, captures, ts, result, key.lower(), 1)
+                    elif kind is str and learned is not None and key in learned \
+                            and value in learned[key].values:
+                        # An enum the device described: its word's place in the list.
+                        if len(out) + len(result.problems) >= limit:
+                            raise _TooMany
+                        self._emit(route, f, learned[key].values.index(value),
+                                   {**captures, "key": key.lower()}, ts, result, key, "")
 
     def _nested(self, route: _Route, f: _Field, value: Any, captures: dict[str, str],
                 ts: float, result: Decoded, name: str, depth: int) -> None:
@@ -607,6 +652,9 @@ _BAD = _Bad()
 
 #: how deep a '*' field with `nested` looks into objects and arrays
 NESTED_DEPTH = 4
+#: a describing message (Zigbee2MQTT's bridge/devices lists every device's exposes) may be
+#: this large, beyond mqtt.max_payload_bytes
+LEARN_MAX_BYTES = 4 * 1024 * 1024
 
 
 class _TooMany(Exception):

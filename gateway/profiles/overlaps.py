@@ -29,12 +29,14 @@ def topic_overlaps(devices: Sequence[DeviceConfig],
     index = {d.id: i for i, d in enumerate(devices)}
     by_id = {d.id: d for d in devices}
     readers: dict[str, list[str]] = {}  # filter -> devices that read something there
+    # Rules that read nothing there (ignore) or only learn what a message says of each
+    # device (Zigbee2MQTT's bridge/devices, shared by all its devices) are no overlap.
     for flt, routes in decoder.exact.items():
         for route in routes:
-            if not route.rule.ignore:
+            if not route.rule.ignore and not route.rule.learn:
                 readers.setdefault(flt, []).append(route.device.id)
     for route in decoder.patterned:
-        if not route.rule.ignore:
+        if not route.rule.ignore and not route.rule.learn:
             readers.setdefault(route.filter, []).append(route.device.id)
     errors: list[Problem] = []
     warnings: list[Problem] = []

@@ -171,9 +171,15 @@ class MessageRule:
         "known value, shown but not stored) or reading (stored like any other, for devices "
         "that publish every reading retained)"))
 
+    learn: Literal["", "zigbee2mqtt-exposes"] = field(default="", metadata=doc(
+        "the message describes devices (units, enum values) rather than measuring: "
+        "zigbee2mqtt-exposes reads Zigbee2MQTT's bridge/devices for this device"))
+
     def check(self) -> Iterator[tuple[str, str]]:
-        if not (self.fields or self.fields_param or self.availability or self.ignore):
-            yield "", "a message needs fields, fields_param, availability or ignore: true"
+        if not (self.fields or self.fields_param or self.availability or self.ignore
+                or self.learn):
+            yield "", ("a message needs fields, fields_param, availability, learn or "
+                       "ignore: true")
 
 
 @dataclass(frozen=True)
