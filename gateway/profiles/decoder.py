@@ -336,6 +336,8 @@ class Decoder:
                     f"payload on {topic!r} ({len(payload)} bytes) holds more than "
                     f"{self.max_readings} values to read (mqtt.max_readings_per_message)"))]
                 return result
+            if rule.units_from and type(body) is dict and len(result.readings) > first:
+                self._convert_units(route, body, result, first)
             if stamp is not None:
                 if stamp.from_device:
                     for reading in result.readings[first:]:
@@ -357,6 +359,30 @@ class Decoder:
             result.problems.append((NO_READINGS, (f"nothing readable in payload on {topic!r}: "
                                                   f"{_excerpt(text)}")))
         return result
+
+    @staticmethod
+    def _convert_units(route: _Route, body: dict[str, Any], result: Decoded,
+                       first: int) -> None:
+        """Values the payload says are in another unit than the profile reads (Tasmota's
+        TempUnit F): converted to the profile's; in a unit it does not know: dropped,
+        and said, rather than stored under the wrong unit."""
+        for unit, key in route.rule.units_from.items():
+            word = body.get(key)
+            if word is None or (unit, str(word)) in _SAME_UNIT:
+                continue
+            convert = _CONVERSIONS.get((unit, str(word)))
+            readings = result.readings
+            if convert is None:
+                kept = readings[:first] + [r for r in readings[first:] if r.unit != unit]
+                if len(kept) < len(readings):
+                    result.problems.append((UNKNOWN_VALUE, (
+                        f"device {route.device.id!r}: {key} {_excerpt(str(word))!r} is not a "
+                        f"unit it can turn into {unit}; those values were not read")))
+                readings[:] = kept
+                continue
+            for r in readings[first:]:
+                if r.unit == unit:
+                    r.value = convert(r.value)
 
     def _learn(self, route: _Route, body: Any) -> None:
         """Keep what a describing message says of this route's device (its units and
@@ -649,6 +675,15 @@ class _Bad:
 
 _BAD = _Bad()
 
+
+#: (the profile's unit, the payload's word) -> conversion; words meaning the same unit
+_CONVERSIONS = {
+    ("°C", "F"): lambda v: (v - 32.0) * 5.0 / 9.0,
+    ("°C", "K"): lambda v: v - 273.15,
+    ("hPa", "mmHg"): lambda v: v * 1.333224,
+    ("hPa", "inHg"): lambda v: v * 33.86389,
+}
+_SAME_UNIT = {("°C", "C"), ("hPa", "hPa"), ("hPa", "mbar")}
 
 #: how deep a '*' field with `nested` looks into objects and arrays
 NESTED_DEPTH = 4

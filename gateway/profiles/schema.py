@@ -171,6 +171,10 @@ class MessageRule:
         "known value, shown but not stored) or reading (stored like any other, for devices "
         "that publish every reading retained)"))
 
+    units_from: Mapping[str, str] = field(default_factory=_empty, metadata=doc(
+        "payload keys saying which unit the message's values are in, by the unit the "
+        "profile reads them in, e.g. {°C: TempUnit, hPa: PressureUnit}: °F and K become "
+        "°C, mmHg and inHg hPa; a unit word it does not know drops those values, counted"))
     learn: Literal["", "zigbee2mqtt-exposes"] = field(default="", metadata=doc(
         "the message describes devices (units, enum values) rather than measuring: "
         "zigbee2mqtt-exposes reads Zigbee2MQTT's bridge/devices for this device"))
