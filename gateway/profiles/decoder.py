@@ -300,7 +300,7 @@ class Decoder:
             if rule.when is not None and not rule.when.holds(_get(body, rule.when.keys)):
                 continue
             if rule.learn:
-                self._learn(route, body)
+                self._learn(route, body, captures)
                 continue  # a description, not a measurement: nothing to store
             if captures and not "".join(captures.values()).isascii():
                 bad = _captures_problem(captures)
@@ -384,15 +384,14 @@ class Decoder:
                 if r.unit == unit:
                     r.value = convert(r.value)
 
-    def _learn(self, route: _Route, body: Any) -> None:
+    def _learn(self, route: _Route, body: Any, captures: dict[str, str]) -> None:
         """Keep what a describing message says of this route's device (its units and
         enums), and say once where a profile's own field disagrees (the profile wins)."""
-        name = str(route.device.params.get("friendly_name", route.device.id))
-        found = LEARNERS[route.rule.learn](body, name)
+        found = LEARNERS[route.rule.learn](body, route.device.params, captures)
         if found is None:
             return
         device = route.device.id
-        self.learned[device] = found
+        self.learned.setdefault(device, {}).update(found)
         for other in self.routes_of.get(device, ()):
             for f in other.fields:
                 said = found.get(f.path[0]) if len(f.path) == 1 else None
@@ -623,8 +622,13 @@ class Decoder:
                     return
         # true/false with no rollup named is a state too (occupancy, contact, a relay).
         rollup = f.rollup or ("changes" if isinstance(value, bool) else None)
-        result.readings.append(self._reading(route, metric, number, ts,
-                                             f.unit if unit is None else unit, f.type,
+        unit = f.unit if unit is None else unit
+        if not unit and self.learned:
+            # The device described this metric (a Home Assistant discovery config).
+            said = self.learned.get(route.device.id, {}).get(metric)
+            if said is not None:
+                unit = said.unit
+        result.readings.append(self._reading(route, metric, number, ts, unit, f.type,
                                              captures, f.metric_names, rollup))
 
     @staticmethod

@@ -1,6 +1,10 @@
 """What devices say about themselves: units and value lists learned from the messages
 that describe them, for values no profile names.
 
+Home Assistant discovery configs (ESPHome's `homeassistant/<component>/<node>/
+<object_id>/config`, retained) give each entity's `unit_of_measurement`, so
+`sensor.<object_id>` readings, whose state topics carry no unit, get one.
+
 Zigbee2MQTT publishes every device's `exposes` (property names, units, enum values)
 retained on `<base_topic>/bridge/devices`. A device the profile does not know
 still reports its unknown keys as `zigbee.<key>`; once the bridge has described
@@ -55,4 +59,27 @@ def zigbee2mqtt_exposes(body: Any, friendly_name: str) -> dict[str, Learned] | N
     return None
 
 
-LEARNERS = {"zigbee2mqtt-exposes": zigbee2mqtt_exposes}
+def ha_discovery(body: Any, captures: Mapping[str, str]) -> dict[str, Learned] | None:
+    """One entity's discovery config: its metric (`<component>.<object_id>`, as the
+    esphome profile names it) and unit."""
+    component, obj = captures.get("component"), captures.get("object")
+    if not isinstance(body, Mapping) or not component or not obj:
+        return None
+    unit = body.get("unit_of_measurement")
+    options = body.get("options")
+    words = tuple(str(v) for v in options) if isinstance(options, list) else ()
+    return {f"{component}.{obj}": Learned(unit if isinstance(unit, str) else "", words)}
+
+
+def _zigbee(body: Any, params: Mapping[str, Any], captures: Mapping[str, str]
+            ) -> dict[str, Learned] | None:
+    return zigbee2mqtt_exposes(body, str(params.get("friendly_name", "")))
+
+
+def _discovery(body: Any, params: Mapping[str, Any], captures: Mapping[str, str]
+               ) -> dict[str, Learned] | None:
+    return ha_discovery(body, captures)
+
+
+#: learner name (a message rule's `learn:`) -> what it makes of a describing message
+LEARNERS = {"zigbee2mqtt-exposes": _zigbee, "ha-discovery": _discovery}

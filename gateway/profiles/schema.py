@@ -175,9 +175,10 @@ class MessageRule:
         "payload keys saying which unit the message's values are in, by the unit the "
         "profile reads them in, e.g. {°C: TempUnit, hPa: PressureUnit}: °F and K become "
         "°C, mmHg and inHg hPa; a unit word it does not know drops those values, counted"))
-    learn: Literal["", "zigbee2mqtt-exposes"] = field(default="", metadata=doc(
+    learn: Literal["", "zigbee2mqtt-exposes", "ha-discovery"] = field(default="", metadata=doc(
         "the message describes devices (units, enum values) rather than measuring: "
-        "zigbee2mqtt-exposes reads Zigbee2MQTT's bridge/devices for this device"))
+        "zigbee2mqtt-exposes reads Zigbee2MQTT's bridge/devices for this device, "
+        "ha-discovery a Home Assistant discovery config ({component}, {object} captures)"))
 
     def check(self) -> Iterator[tuple[str, str]]:
         if not (self.fields or self.fields_param or self.availability or self.ignore
