@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1] / "gateway"
 #: lowest first; a module's layer is that of its longest matching prefix
 LAYERS: list[tuple[str, list[str]]] = [
     ("foundation", ["gateway", "gateway.model", "gateway.clock", "gateway.health.stats",
-                    "gateway.health.ownmetrics"]),
+                    "gateway.health.ownmetrics", "gateway.worker"]),
     # The control plane's settings live beside it but belong to the config: the root
     # config composes them, and they import nothing of the machinery.
     ("config", ["gateway.config", "gateway.monitors.config", "gateway.monitors.template",

@@ -11,13 +11,13 @@ that watches an empty hall then alerts rather than stays silent.
 from __future__ import annotations
 
 import logging
-import threading
 import urllib.request
 from pathlib import Path
 
 from gateway.clock import Clock
 from gateway.monitors.calendar import Booking, CalendarError, bookings
 from gateway.monitors.config import BookingRule, BookingsSection
+from gateway.worker import Worker
 
 log = logging.getLogger("gateway.monitors")
 
@@ -26,9 +26,13 @@ COPY = "bookings.ics"
 BEHIND, AHEAD = 2 * 86400.0, 14 * 86400.0
 
 
-class Bookings:
+class Bookings(Worker):
+    thread_name = "bookings"
+    what = "the bookings reader"
+
     def __init__(self, section: BookingsSection, config_dir: Path, data_dir: Path,
                  clock: Clock) -> None:
+        super().__init__()
         self.section = section
         self.clock = clock
         where = section.calendar
@@ -38,9 +42,6 @@ class Bookings:
         self.known: list[Booking] = []
         self.read_at: float | None = None
         self.problem = ""
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.failure: BaseException | None = None
 
     def _fetch(self) -> bytes:
         if self.url is not None:
@@ -80,21 +81,8 @@ class Bookings:
         """Whether a booking covers `ts`, `before` its start to `after` its end."""
         return any(b.start - rule.before <= ts < b.end + rule.after for b in self.known)
 
-    def start(self) -> None:
-        self.failure = None
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="bookings", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        try:
-            while True:
-                self.refresh()
-                if self._stop.wait(self.section.refresh):
-                    return
-        except BaseException as exc:
-            self.failure = exc
-            log.critical("the bookings reader died", exc_info=exc)
+    def work(self) -> None:
+        while True:
+            self.refresh()
+            if self._stop.wait(self.section.refresh):
+                return

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -48,6 +47,7 @@ from gateway.monitors.series import HeardStore, LatestStore, WindowStore
 from gateway.notify.dispatch import Change, Dispatcher
 from gateway.notify.downtime import Downtime
 from gateway.notify.journal import Journal
+from gateway.worker import Worker
 
 log = logging.getLogger("gateway.monitors")
 
@@ -71,11 +71,15 @@ class GroupState:
     escalated: int = 0
 
 
-class MonitorEngine:
+class MonitorEngine(Worker):
+    thread_name = "monitors"
+    what = "the monitors' thread"
+
     def __init__(self, monitors: Sequence[MonitorCommon], devices: Iterable[str],
                  dispatcher: Dispatcher, journal: Journal, clock: Clock, stats: Stats,
                  bookings: Bookings | None = None, batches: int = 1000,
                  base_tags: Mapping[str, Iterable[str]] | None = None) -> None:
+        super().__init__()
         self.clock = clock
         self.bookings = bookings
         self.active = {m.name: tuple(WeeklyWindow.parse(w) for w in m.active)
@@ -110,10 +114,6 @@ class MonitorEngine:
         self._dirty: dict[int, set[str]] = {}
         self._dirty_devices: set[str] = set()
         self._queue: queue.Queue[Sequence[Reading] | None] = queue.Queue(batches)
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        #: an exception that broke the thread: the supervisor restarts the engine
-        self.failure: BaseException | None = None
 
     def _build(self, monitors: Sequence[MonitorCommon], devices: list[str],
                base: Mapping[str, frozenset[str]]) -> list[Evaluator]:
@@ -163,50 +163,34 @@ class MonitorEngine:
 
     # -- the thread ---------------------------------------------------------------------
 
-    def start(self) -> None:
-        self.failure = None
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="monitors", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
+    def wake(self) -> None:
         try:
             self._queue.put_nowait(None)
         except queue.Full:
-            pass
-        if self._thread is not None:
-            self._thread.join(timeout)
+            pass  # a full queue wakes it anyway
 
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _run(self) -> None:
-        try:
-            next_tick = self.clock.monotonic() + TICK
-            next_pass = 0.0
-            while not self._stop.is_set():
-                dirty = bool(self._dirty or self._dirty_devices)
-                wait = max(0.0, min(next_tick, next_pass if dirty else next_tick)
-                           - self.clock.monotonic())
-                try:
-                    item = self._queue.get(timeout=wait)
-                except queue.Empty:
-                    item = None
-                if item:
-                    self.add(item)
-                mono = self.clock.monotonic()
-                if mono >= next_tick:
-                    self.judge(tick=True)
-                    next_tick, next_pass = mono + TICK, mono + PASS
-                elif (self._dirty or self._dirty_devices) and mono >= next_pass:
-                    # At most one pass every PASS seconds: a reading is judged within PASS
-                    # of its commit, and a burst of batches costs a few passes, not one each.
-                    self.judge()
-                    next_pass = mono + PASS
-        except BaseException as exc:
-            self.failure = exc
-            log.critical("the monitors' thread died", exc_info=exc)
+    def work(self) -> None:
+        next_tick = self.clock.monotonic() + TICK
+        next_pass = 0.0
+        while not self._stop.is_set():
+            dirty = bool(self._dirty or self._dirty_devices)
+            wait = max(0.0, min(next_tick, next_pass if dirty else next_tick)
+                       - self.clock.monotonic())
+            try:
+                item = self._queue.get(timeout=wait)
+            except queue.Empty:
+                item = None
+            if item:
+                self.add(item)
+            mono = self.clock.monotonic()
+            if mono >= next_tick:
+                self.judge(tick=True)
+                next_tick, next_pass = mono + TICK, mono + PASS
+            elif (self._dirty or self._dirty_devices) and mono >= next_pass:
+                # At most one pass every PASS seconds: a reading is judged within PASS
+                # of its commit, and a burst of batches costs a few passes, not one each.
+                self.judge()
+                next_pass = mono + PASS
 
     # -- evaluation (in the thread; called directly by tests) ---------------------------
 

@@ -94,7 +94,7 @@ class Alerting:
 
     def stop(self) -> None:
         if self.bookings is not None:
-            self.bookings.stop()
+            self.bookings.stop(timeout=0)  # a calendar URL may hang: not waited for
         self.engine.stop()
         self.sender.stop()
         if self.board is not None:

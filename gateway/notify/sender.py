@@ -18,15 +18,20 @@ from gateway.health.stats import Stats
 from gateway.notify.channel import Delivery, send
 from gateway.notify.config import AlertingSection, Person
 from gateway.notify.journal import FAILED, PENDING, SENT, Due, Journal
+from gateway.worker import Worker
 
 log = logging.getLogger("gateway.notify")
 
 Send = Callable[[str, str, str], Delivery]
 
 
-class Sender:
+class Sender(Worker):
+    thread_name = "notify-sender"
+    what = "the notification sender"
+
     def __init__(self, journal: Journal, people: Mapping[str, Person], config: AlertingSection,
                  clock: Clock, stats: Stats, deliver: Send = send) -> None:
+        super().__init__()
         self.journal = journal
         self.people = people
         self.config = config
@@ -36,40 +41,17 @@ class Sender:
         #: called after a round that tried something (the lamp shows what failed)
         self.after_round: Callable[[], None] = lambda: None
         self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        #: an exception that broke the thread: the supervisor restarts it
-        self.failure: BaseException | None = None
-
-    def start(self) -> None:
-        self.failure = None
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="notify-sender", daemon=True)
-        self._thread.start()
 
     def wake(self) -> None:
         self._wake.set()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                self.send_due()
-                nxt = self.journal.next_due()
-                wait = 1.0 if nxt is None else min(1.0, max(0.0, nxt - self.clock.now()))
-                self._wake.wait(wait)
-                self._wake.clear()
-        except BaseException as exc:
-            self.failure = exc
-            log.critical("the notification sender died", exc_info=exc)
+    def work(self) -> None:
+        while not self._stop.is_set():
+            self.send_due()
+            nxt = self.journal.next_due()
+            wait = 1.0 if nxt is None else min(1.0, max(0.0, nxt - self.clock.now()))
+            self._wake.wait(wait)
+            self._wake.clear()
 
     def send_due(self) -> int:
         """Deliver what is due now; returns how many were delivered."""
