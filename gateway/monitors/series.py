@@ -96,20 +96,13 @@ class WindowStore:
                 buckets.clear()
                 buckets.extend(ordered)
                 return key
-        b[1] += 1
-        b[2] += v
-        if v < b[3]:
-            b[3] = v
-        if v > b[4]:
-            b[4] = v
-        if ts >= b[5]:
-            b[5], b[6] = ts, v
+        _fold(b, ts, v)
         return key
 
     def add_many(self, readings: Iterable[Reading], dirty: set[str]) -> None:
         """Take readings of this store's metric; their groups go into `dirty`. The common
-        case (grouped by device, a reading newer than its group's last) is done inline:
-        this runs for every reading a monitor watches."""
+        case (grouped by device, a reading in its group's newest bucket) is taken without
+        `add`'s grouping: this runs for every reading a monitor watches."""
         if not self.by_device:
             for r in readings:
                 key = self.add(r)
@@ -127,15 +120,7 @@ class WindowStore:
                 ts = r.ts
                 b = buckets[-1]
                 if b[0] <= ts < b[0] + width:
-                    v = r.value
-                    b[1] += 1
-                    b[2] += v
-                    if v < b[3]:
-                        b[3] = v
-                    if v > b[4]:
-                        b[4] = v
-                    if ts >= b[5]:
-                        b[5], b[6] = ts, v
+                    _fold(b, ts, r.value)
                     dirty.add(key)  # type: ignore[arg-type]
                     continue
             key = self.add(r)
@@ -173,6 +158,18 @@ class WindowStore:
 
     def points(self) -> int:
         return sum(len(b) for b in self.groups.values())
+
+
+def _fold(b: list[float], ts: float, v: float) -> None:
+    """One more reading in bucket `b` ([start, count, sum, min, max, last_ts, last])."""
+    b[1] += 1
+    b[2] += v
+    if v < b[3]:
+        b[3] = v
+    if v > b[4]:
+        b[4] = v
+    if ts >= b[5]:
+        b[5], b[6] = ts, v
 
 
 def _combine(how: str, inside: list[list[float]]) -> float:
