@@ -46,16 +46,6 @@ def scrub(text: str, url: str) -> str:
     return text
 
 
-def check_url(url: str) -> str:
-    """Why Apprise cannot use this URL, in words; empty when it can."""
-    import apprise
-
-    if not apprise.Apprise().add(url):
-        return (f"Apprise cannot read this {service_of(url)}:// URL (see the Apprise wiki "
-                "for the service's URL form)")
-    return ""
-
-
 def send(url: str, title: str, body: str, timeout: float = 30.0) -> Delivery:
     import apprise
 
