@@ -160,10 +160,8 @@ def stored_status(config: Config, data_dir: Path) -> dict[str, Any]:
         try:
             journal = Journal(data_dir, readonly=True)
             try:
-                status["alerts"] = {"open": [
-                    {"id": a.id, "monitor": a.monitor, "group": a.grp, "status": a.status,
-                     "since": a.opened, "acked_by": a.acked_by} for a in journal.alerts()],
-                    "pending_notifications": journal.pending()}
+                status["alerts"] = {"open": [a.summary() for a in journal.alerts()],
+                                    "pending_notifications": journal.pending()}
             finally:
                 journal.close()
         except sqlite3.Error as exc:

@@ -63,9 +63,7 @@ class Alerting:
                f"(via {via})"
 
     def open_alerts(self) -> list[dict[str, object]]:
-        return [{"id": a.id, "monitor": a.monitor, "group": a.grp, "status": a.status,
-                 "since": a.opened, "value": a.value, "acked_by": a.acked_by}
-                for a in self.journal.alerts()]
+        return [a.summary() for a in self.journal.alerts()]
 
     def _recorded(self) -> None:
         """A change was recorded: the sender goes at once, the board shows it."""

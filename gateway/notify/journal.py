@@ -97,6 +97,12 @@ class Alert:
     acked_by: str | None
     acked_at: float | None
 
+    def summary(self) -> dict[str, object]:
+        """An open alert as status, the alerts board and the demo show it."""
+        return {"id": self.id, "monitor": self.monitor, "group": self.grp,
+                "status": self.status, "since": self.opened, "value": self.value,
+                "acked_by": self.acked_by}
+
 
 class Journal:
     """One connection to alerts.db; safe to share between threads (calls are serialised)."""
