@@ -68,8 +68,9 @@ def test_unknown_keys_get_the_bridges_units_and_enums(mosquitto, make_gateway, p
         # The profile's own field wins over the bridge's °F, and says so once.
         assert got["climate.temperature"] == (64.4, "°C"), got
         assert got["device.linkquality"] == (120.0, "lqi"), got
-        assert gw.wait_for_log("Zigbee2MQTT says temperature is in °F", 5), gw.log_text()
-        assert gw.log_text().count("Zigbee2MQTT says temperature") == 1
+        said = "zigbee2mqtt/bridge/devices says temperature is in °F"
+        assert gw.wait_for_log(said, 5), gw.log_text()
+        assert gw.log_text().count("bridge/devices says temperature") == 1
         status = gw.status() or {}
         assert not (status.get("ingest") or {}).get("undecodable"), status.get("ingest")
     finally:

@@ -137,6 +137,24 @@ def _profile_device(args: argparse.Namespace) -> DeviceConfig:
     return device
 
 
+def _describe(decoder: Any, topic: str, path: str) -> bool:
+    """Give `decoder` one describing message (`--describe TOPIC FILE`) before the one
+    to decode, as a running gateway has them from the broker's retained messages."""
+    try:
+        body = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as exc:
+        print(f"gateway decode: --describe {topic} {path}: {exc.strerror}", file=sys.stderr)
+        return False
+    if not any(route.rule.learn for route, _ in decoder.routes(topic)):
+        print(f"gateway decode: --describe {topic}: the device's profile learns nothing "
+              "from that topic", file=sys.stderr)
+        return False
+    decoded = decoder.decode(topic, body, SYSTEM.now())
+    for reason, detail in decoded.problems:
+        print(f"--describe {topic}: {reason}: {detail}", file=sys.stderr)
+    return not decoded.problems
+
+
 class _Usage(Exception):
     """A decode request that cannot be met: the message says what to give instead."""
 
@@ -164,12 +182,23 @@ def cmd_decode(args: argparse.Namespace) -> int:
     # A payload typed on the command line comes back as the bytes the shell passed
     # (os.fsencode undoes Python's surrogateescape), so non-UTF-8 bytes reach the
     # decoder as they would from a device, instead of failing to encode here.
+    if args.payload is None and any(path == "-" for _, path in args.describe or ()):
+        print("gateway decode: only one of --payload and --describe can come from stdin; "
+              "give --payload TEXT", file=sys.stderr)
+        return EXIT_PROBLEM
     payload = os.fsencode(args.payload) if args.payload is not None else \
         sys.stdin.buffer.read()
-    decoded = Decoder([device], library, gateway, tags).decode(args.topic, payload, SYSTEM.now())
+    decoder = Decoder([device], library, gateway, tags)
+    for topic, path in args.describe or ():
+        if not _describe(decoder, topic, path):
+            return EXIT_PROBLEM
+    decoded = decoder.decode(args.topic, payload, SYSTEM.now())
     coded = coded_metrics(profile, device.params)
+    unit_from = {id(r): where for r, where in decoded.unit_from or ()}
     for r in decoded.readings:
         line = r.as_dict()
+        if r.unit:
+            line["unit_from"] = unit_from.get(id(r), "profile")
         if r.metric in coded:
             map_name, vmap = coded[r.metric]
             line["means"] = meanings(vmap).get(r.value, "?")
@@ -296,6 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(repeatable)")
     p.add_argument("--topic", required=True, help="MQTT topic the message arrived on")
     p.add_argument("--payload", help="payload text (read from stdin when absent)")
+    p.add_argument("--describe", nargs=2, action="append", metavar=("TOPIC", "FILE"),
+                   help="a message in which the device describes itself, read first as the "
+                        "gateway reads it retained: zigbee2mqtt/bridge/devices, a Home "
+                        "Assistant discovery config (FILE - is stdin; repeatable)")
     p.add_argument("--gateway", default="", help="gateway name to tag readings with "
                                                  "(default: the config's)")
 

@@ -18,7 +18,7 @@ import logging
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -75,6 +75,14 @@ class Decoded:
     time_rejected: tuple[str, str] | None = None
     #: a matched rule says this topic's retained messages are readings, not state
     retained_is_reading: bool = False
+    #: readings whose unit is not simply the profile's, with where it came from (the
+    #: topic a device described itself on; the payload's own unit key); for `decode`
+    unit_from: list[tuple[Reading, str]] | None = None
+
+    def unit_said(self, reading: Reading, where: str) -> None:
+        if self.unit_from is None:
+            self.unit_from = []
+        self.unit_from.append((reading, where))
 
     @property
     def outcome(self) -> str:
@@ -300,7 +308,7 @@ class Decoder:
             if rule.when is not None and not rule.when.holds(_get(body, rule.when.keys)):
                 continue
             if rule.learn:
-                self._learn(route, body, captures)
+                self._learn(route, body, captures, topic)
                 continue  # a description, not a measurement: nothing to store
             if captures and not "".join(captures.values()).isascii():
                 bad = _captures_problem(captures)
@@ -383,13 +391,15 @@ class Decoder:
             for r in readings[first:]:
                 if r.unit == unit:
                     r.value = convert(r.value)
+                    result.unit_said(r, f"the payload's {key} {word}, converted")
 
-    def _learn(self, route: _Route, body: Any, captures: dict[str, str]) -> None:
+    def _learn(self, route: _Route, body: Any, captures: dict[str, str], topic: str) -> None:
         """Keep what a describing message says of this route's device (its units and
         enums), and say once where a profile's own field disagrees (the profile wins)."""
         found = LEARNERS[route.rule.learn](body, route.device.params, captures)
         if found is None:
             return
+        found = {k: replace(v, source=topic) for k, v in found.items()}
         device = route.device.id
         self.learned.setdefault(device, {}).update(found)
         for other in self.routes_of.get(device, ()):
@@ -398,8 +408,8 @@ class Decoder:
                 if said is not None and said.unit and f.unit and said.unit != f.unit and \
                         (device, f.path[0]) not in self._contradictions:
                     self._contradictions.add((device, f.path[0]))
-                    log.warning("device %r: Zigbee2MQTT says %s is in %s; its profile reads "
-                                "it in %s, which is kept", device, f.path[0], said.unit,
+                    log.warning("device %r: %s says %s is in %s; its profile reads it in "
+                                "%s, which is kept", device, topic, f.path[0], said.unit,
                                 f.unit)
 
     @staticmethod
@@ -532,11 +542,15 @@ class Decoder:
                             if len(out) + len(result.problems) >= limit:
                                 raise _TooMany
                             unit = units.get(key, f.unit)
+                            said = None
                             if not unit and learned is not None and key in learned:
-                                unit = learned[key].unit
+                                said = learned[key]
+                                unit = said.unit
                             out.append(Reading(metric, float(number), ts, f.type,  # type: ignore[arg-type]
                                                unit, entry_tags, priority,
                                                f.rollup))  # type: ignore[arg-type]
+                            if said is not None and unit:
+                                result.unit_said(out[-1], said.source)
                             continue
                     if isinstance(value, (bool, int, float)):
                         if len(out) + len(result.problems) >= limit:
@@ -623,6 +637,7 @@ class Decoder:
         # true/false with no rollup named is a state too (occupancy, contact, a relay).
         rollup = f.rollup or ("changes" if isinstance(value, bool) else None)
         unit = f.unit if unit is None else unit
+        said = None
         if not unit and self.learned:
             # The device described this metric (a Home Assistant discovery config).
             said = self.learned.get(route.device.id, {}).get(metric)
@@ -630,6 +645,8 @@ class Decoder:
                 unit = said.unit
         result.readings.append(self._reading(route, metric, number, ts, unit, f.type,
                                              captures, f.metric_names, rollup))
+        if said is not None and unit:
+            result.unit_said(result.readings[-1], said.source)
 
     @staticmethod
     def _reading(route: _Route, metric: str, value: float, ts: float, unit: str, mtype: str,

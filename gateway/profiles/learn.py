@@ -3,7 +3,9 @@ that describe them, for values no profile names.
 
 Home Assistant discovery configs (ESPHome's `homeassistant/<component>/<node>/
 <object_id>/config`, retained) give each entity's `unit_of_measurement`, so
-`sensor.<object_id>` readings, whose state topics carry no unit, get one.
+`sensor.<object_id>` readings, whose state topics carry no unit, get one. ESPHome
+sends them with Home Assistant's abbreviated keys (`unit_of_meas`, `dev_cla`) unless
+its `use_abbreviations` is turned off: both spellings are read.
 
 Zigbee2MQTT publishes every device's `exposes` (property names, units, enum values)
 retained on `<base_topic>/bridge/devices`. A device the profile does not know
@@ -24,6 +26,18 @@ from typing import Any
 class Learned:
     unit: str = ""
     values: tuple[str, ...] = ()  # an enum's words, in the order that numbers them
+    device_class: str = ""  # Home Assistant's name for what it measures ("temperature")
+    source: str = ""  # the topic that said so, for `gateway decode` and the log
+
+
+def _text(body: Mapping[str, Any], *keys: str) -> str:
+    """The first of `keys` that `body` has as text: a discovery key in its full or its
+    abbreviated spelling."""
+    for key in keys:
+        value = body.get(key)
+        if isinstance(value, str):
+            return value
+    return ""
 
 
 def _features(expose: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
@@ -65,10 +79,10 @@ def ha_discovery(body: Any, captures: Mapping[str, str]) -> dict[str, Learned] |
     component, obj = captures.get("component"), captures.get("object")
     if not isinstance(body, Mapping) or not component or not obj:
         return None
-    unit = body.get("unit_of_measurement")
-    options = body.get("options")
+    options = body.get("options", body.get("ops"))
     words = tuple(str(v) for v in options) if isinstance(options, list) else ()
-    return {f"{component}.{obj}": Learned(unit if isinstance(unit, str) else "", words)}
+    return {f"{component}.{obj}": Learned(_text(body, "unit_of_measurement", "unit_of_meas"),
+                                          words, _text(body, "device_class", "dev_cla"))}
 
 
 def _zigbee(body: Any, params: Mapping[str, Any], captures: Mapping[str, str]
