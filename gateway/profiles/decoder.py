@@ -114,11 +114,29 @@ class _Field:
     #: (W, V, %, s) or a level/total/count rollup measures something: true there is
     #: a wrong type, not 1.0 W.
     takes_bool: bool = True
+    #: a '*' field's metric name for each key, by the values of the other placeholders
+    #: it names (a Tasmota sensor's family): names made and checked once, not per
+    #: message; bounded (see `_wild_name`)
+    names: dict[tuple[str, ...], dict[str, str]] = field(default_factory=dict)
+    #: the placeholders besides `key` the metric names, in a fixed order
+    name_parts: tuple[str, ...] = ()
+    #: a '*' field's keys not to read: the route's named fields' and its `exclude`
+    skip: frozenset[str] = frozenset()
+    #: a '*' field's units by key (a plain dict: read for every key)
+    units: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.simple = not self.metric_names and self.vmap is None and not self.spec.tags
         self.takes_bool = (self.vmap is not None or self.rollup == "changes"
                            or (not self.unit and self.rollup is None))
+        self.name_parts = tuple(sorted(self.metric_names - {"key"}))
+        self.units = dict(self.spec.units)
+
+
+#: most names a '*' field keeps made (per set of other placeholders, and sets): past
+#: these, names are made for each message as before, so odd keys cannot grow memory
+_NAMES_KEPT = 512
+_NAME_SETS_KEPT = 64
 
 
 @dataclass
@@ -135,6 +153,8 @@ class _Route:
     filter: str
     each_key: re.Pattern[str] | None = None  # `each:` key pattern, compiled once
     clock: DeviceClock | None = None  # where the payload says when it was measured
+    #: what `each:` keys captured, by key (None: not an entry); see `_each`
+    each_seen: dict[str, dict[str, str] | None] = field(default_factory=dict)
 
 
 def _get(obj: Any, path: tuple[str, ...]) -> Any:
@@ -197,6 +217,8 @@ class Decoder:
         wildcard = [f for f in fields if f.spec.path == "*"]
         plain = [f for f in fields if f.spec.path != "*"]
         listed = frozenset(f.path[0] for f in plain if f.path)
+        for f in wildcard:
+            f.skip = listed | frozenset(f.spec.exclude)
         flt, regex = topic_pattern(rule.topic, scalars)
         roots: dict[str, list[_Field]] = {}
         for f in plain:
@@ -437,7 +459,7 @@ class Decoder:
         if rule.each is not None:
             each = rule.each
             for entry, more in _each(body, each.path, each.key, route.each_key, each.exclude,
-                                     each.family):
+                                     each.family, route.each_seen):
                 if more and not "".join(more.values()).isascii():
                     bad = _captures_problem(more)
                     if bad is not None:  # a key such as "switch:\ud800"
@@ -522,33 +544,37 @@ class Decoder:
             limit = self.max_readings
             learned = self.learned.get(route.device.id) if self.learned else None
             for f in route.wildcard:
-                units = f.spec.units
-                # The tags of this entry's readings are the same for every key: made once.
+                units = f.units
+                # What every key of this entry shares, looked up once (this loop runs for
+                # every number of every sensor of a Tasmota SENSOR message).
                 entry_tags = {**tags, **{k: v for k, v in captures.items()
                                          if v != "" and k not in f.metric_names},
                               **f.spec.tags}
+                names = self._wild_names(f, captures)
+                skip, scale, mtype, rollup, default_unit = \
+                    f.skip, f.spec.scale, f.type, f.rollup, f.unit
+                plain_values = f.vmap is None
                 for key, value in body.items():
-                    if key in route.listed or key in f.spec.exclude:
+                    if key in skip:
                         continue
                     kind = type(value)
-                    if kind is float or kind is int:
+                    if (kind is float or kind is int) and plain_values:
                         # The common case, kept short: a number under a plain key.
-                        metric = f.metric.format_map({**captures, "key": key.lower()}) \
-                            if f.metric_names else f.metric
-                        number = value * f.spec.scale
-                        if (number - number == 0 and f.vmap is None and metric.isascii()
-                                and ".." not in metric and metric[:1] not in ("", ".")
-                                and metric[-1] != "."):
+                        metric = names.get(key) if names is not None else None
+                        if metric is None:
+                            metric = self._wild_name(f, captures, key, names)
+                        number = value * scale
+                        if number - number == 0 and metric:
                             if len(out) + len(result.problems) >= limit:
                                 raise _TooMany
-                            unit = units.get(key, f.unit)
+                            unit = units.get(key, default_unit)
                             said = None
                             if not unit and learned is not None and key in learned:
                                 said = learned[key]
                                 unit = said.unit
-                            out.append(Reading(metric, float(number), ts, f.type,  # type: ignore[arg-type]
+                            out.append(Reading(metric, float(number), ts, mtype,  # type: ignore[arg-type]
                                                unit, entry_tags, priority,
-                                               f.rollup))  # type: ignore[arg-type]
+                                               rollup))  # type: ignore[arg-type]
                             if said is not None and unit:
                                 result.unit_said(out[-1], said.source)
                             continue
@@ -566,6 +592,32 @@ class Decoder:
                             raise _TooMany
                         self._emit(route, f, learned[key].values.index(value),
                                    {**captures, "key": key.lower()}, ts, result, key, "")
+
+    @staticmethod
+    def _wild_names(f: _Field, captures: dict[str, str]) -> dict[str, str] | None:
+        """The names a '*' field has made for these captures, or None past the bound."""
+        if not f.metric_names:
+            return None
+        parts = tuple(captures.get(n, "") for n in f.name_parts)
+        names = f.names.get(parts)
+        if names is None and len(f.names) < _NAME_SETS_KEPT:
+            names = f.names[parts] = {}
+        return names
+
+    @staticmethod
+    def _wild_name(f: _Field, captures: dict[str, str], key: str,
+                   names: dict[str, str] | None) -> str:
+        """A '*' field's metric for `key`; "" when the name would be odd (empty or dotted
+        parts, not ASCII), which the slow path then reports."""
+        if not f.metric_names:
+            return f.metric
+        metric = f.metric.format_map({**captures, "key": key.lower()})
+        if (not metric.isascii() or ".." in metric or metric[:1] in ("", ".")
+                or metric[-1] == "."):
+            return ""
+        if names is not None and len(names) < _NAMES_KEPT:
+            names[key] = metric
+        return metric
 
     def _nested(self, route: _Route, f: _Field, value: Any, captures: dict[str, str],
                 ts: float, result: Decoded, name: str, depth: int) -> None:
@@ -847,8 +899,11 @@ def _number(value: Any, vmap: Mapping[str, float] | None) -> float | str:
 
 
 def _each(body: Any, path: str, key_pattern: str, regex: re.Pattern[str] | None,
-          exclude: tuple[str, ...] = (), family: str = ""
+          exclude: tuple[str, ...] = (), family: str = "",
+          seen: dict[str, dict[str, str] | None] | None = None
           ) -> Iterator[tuple[Any, dict[str, str]]]:
+    """The entries of an `each:` rule with what their key captures; `seen` keeps what
+    keys captured before (the same sensors come in every message), up to _KEYS_KEPT."""
     obj = _get(body, tuple(path.split("."))) if path else body
     if not isinstance(obj, dict):
         return
@@ -859,12 +914,21 @@ def _each(body: Any, path: str, key_pattern: str, regex: re.Pattern[str] | None,
             if key == key_pattern:
                 yield value, {}
             continue
-        m = regex.match(key)
-        if m:
-            more = m.groupdict()
-            if family and family in more:
+        more = seen.get(key, _UNSEEN) if seen is not None else _UNSEEN
+        if more is _UNSEEN:
+            m = regex.match(key)
+            more = m.groupdict() if m else None
+            if more is not None and family and family in more:
                 more["family"] = _INSTANCE.sub("", more[family]).lower()
+            if seen is not None and len(seen) < _KEYS_KEPT:
+                seen[key] = more
+        if more is not None:
             yield value, more
+
+
+_UNSEEN: dict[str, str] = {}
+#: most `each:` keys a route remembers what they captured (sensor names, switch:0 ...)
+_KEYS_KEPT = 256
 
 
 #: a sensor's instance number (Tasmota's DS18B20-1, DS18B20-2 ...)
