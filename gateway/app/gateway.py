@@ -321,6 +321,8 @@ class Gateway:
                      "subscribed": self.source.subscribed.is_set(),
                      "topics": len(self.decoder.subscriptions()),
                      "sessions_lost": s.total("gateway.mqtt_session_lost")},
+            "sources": [{"name": src.name, "type": src.kind, "ready": src.ready(),
+                         **src.status()} for src in self.sources[1:]],
             "ingest": {"received": s.total("gateway.received"),
                        "decoded": s.total("gateway.decoded"),
                        "partly_decoded": s.total("gateway.partly_decoded"),

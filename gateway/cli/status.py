@@ -263,6 +263,12 @@ def render_status(s: dict[str, Any]) -> str:
             lines.append(f"    SESSION LOST {mqtt['sessions_lost']:.0f} time(s): the broker had "
                          "forgotten the gateway's session, so messages published meanwhile "
                          "are gone (see the log)")
+    for src in s.get("sources") or []:
+        where = f" {src['port']}" if src.get("port") else ""
+        state = "reading" if src.get("ready") else f"NOT READING: {src.get('problem') or '?'}"
+        lines.append(f"  source {src['name']} ({src['type']}{where}): {state}")
+        for reason, n in sorted((src.get("dropped") or {}).items()):
+            lines.append(f"    lines dropped, {reason}: {n:.0f}")
     ing = s.get("ingest")
     if ing:
         # One outcome per message: the figures after "received" add up to it.

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway.config.schema import BookingsSection, Config, DeviceConfig
+from gateway.config.schema import BookingsSection, Config, DeviceConfig, SourceCommon
 from gateway.config.validate import ConfigError, Interpolated, Problem, build
 from gateway.config.yamlfile import YamlError, load_yaml
 
@@ -132,6 +132,7 @@ def parse_config(text: str, source: str = "<config>",
                         if isinstance(device, DeviceConfig)
                         for p in library.check_device(device, f"devices[{i}]"))
         problems.extend(_monitor_metric_problems(config, library))
+        problems.extend(_device_source_problems(config, library))
         # Two devices on one topic are looked for once everything else is right: the
         # check builds the decoder, which needs sound devices (their zones, say).
         if not problems and all(isinstance(d, DeviceConfig) for d in config.devices):
@@ -151,6 +152,30 @@ def parse_config(text: str, source: str = "<config>",
 
 
 _PLACEHOLDERS = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+def _device_source_problems(config: Config, library: Any) -> list[Problem]:
+    """A device whose profile reads another kind of source (serial lines, an ELM327's
+    answers) must name a configured source of that kind in its `source` parameter."""
+    out = []
+    for i, device in enumerate(config.devices):
+        profile = library.profiles.get(device.profile) if isinstance(device, DeviceConfig) \
+            else None
+        kinds = {r.source for r in profile.spec.messages} - {"mqtt"} if profile else set()
+        name = device.params.get("source") if profile else None
+        if not kinds or not isinstance(name, str):
+            continue
+        have = {s.name: getattr(s, "type", "") for s in config.sources
+                if isinstance(s, SourceCommon)}
+        wanted = {"serial": ("serial",), "obd": ("elm327",)}
+        types = {t for k in kinds for t in wanted.get(k, ())}
+        if have.get(name) not in types:
+            fitting = ", ".join(n for n, t in have.items() if t in types) or "none"
+            kind = " or ".join(sorted(types))
+            out.append(Problem(f"devices[{i}].source",
+                               f"{name!r} is not a source of type {kind} in sources[] "
+                               f"(those configured: {fitting})"))
+    return out
 
 
 def _monitor_metric_problems(config: Config, library: Any) -> list[Problem]:

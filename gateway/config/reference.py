@@ -138,6 +138,11 @@ def config_reference() -> str:
         cls = entry.config
         lines += [f"#### `sinks[]` with `type: {kind}`", "", *_table(cls, "", skip=("type",)),
                   ""]
+    from gateway.sources.registry import SOURCES
+
+    for kind, source in SOURCES.items():
+        lines += [f"#### `sources[]` with `type: {kind}`", "",
+                  *_table(source.config, "", skip=("type",)), ""]
     from gateway.monitors.config import MONITORS
     from gateway.notify.config import AlertingSection, Person
 

@@ -63,6 +63,9 @@ CATALOGUE: dict[str, OwnMetric] = {m.name: m for m in (
                            "with exit status 1)", "component"),
     _c("fanout_errors", "batches of committed readings a listener (latest values, "
                         "monitors...) failed on", "listener"),
+    _c("serial_dropped", "lines a serial source did not hand on, by reason: too_long (over "
+                         "max_line_bytes), cut (the port went mid-line), not_text (not in "
+                         "its encoding)", "source", "reason"),
     _c("fanout_dropped", "committed readings a slow listener missed because its queue was "
                          "full (they are stored; the listener's view skipped them)",
        "listener"),

@@ -29,6 +29,7 @@ from gateway.model import Reading
 from gateway.profiles.devicetime import DeviceClock, TimePolicy, zone
 from gateway.profiles.learn import LEARNERS, Learned
 from gateway.profiles.library import Profile, ProfileLibrary, field_map
+from gateway.profiles.lines import Unreadable, csv_body, nmea_body
 from gateway.profiles.schema import Availability, FieldSpec, MessageRule
 from gateway.profiles.topics import PLACEHOLDER as _PLACEHOLDER
 from gateway.profiles.topics import fill_params, minimal_filters, topic_pattern
@@ -46,6 +47,8 @@ UNKNOWN_VALUE = "unknown_value"
 NO_READINGS = "no_readings"
 BAD_NAME = "bad_name"  # a key or topic level that would name a metric or tag: empty, not text
 TOO_MANY_READINGS = "too_many_readings"
+BAD_NMEA = "bad_nmea"  # not an NMEA 0183 sentence pynmea2 can read
+BAD_CHECKSUM = "bad_checksum"  # an NMEA sentence whose *hh checksum does not match
 DECODER_ERROR = "decoder_error"  # counted by ingest when decode() raised: a bug, never input
 
 # What became of one message: exactly one of these (ingest counts each as gateway.<outcome>).
@@ -126,7 +129,8 @@ class _Field:
     units: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.simple = not self.metric_names and self.vmap is None and not self.spec.tags
+        self.simple = (not self.metric_names and self.vmap is None and not self.spec.tags
+                       and self.spec.offset == 0)
         self.takes_bool = (self.vmap is not None or self.rollup == "changes"
                            or (not self.unit and self.rollup is None))
         self.name_parts = tuple(sorted(self.metric_names - {"key"}))
@@ -219,7 +223,9 @@ class Decoder:
         listed = frozenset(f.path[0] for f in plain if f.path)
         for f in wildcard:
             f.skip = listed | frozenset(f.spec.exclude)
-        flt, regex = topic_pattern(rule.topic, scalars)
+        # Origins of other kinds of source live beside MQTT topics, under their kind.
+        origin = rule.topic if rule.source == "mqtt" else f"{rule.source}:{rule.topic}"
+        flt, regex = topic_pattern(origin, scalars)
         roots: dict[str, list[_Field]] = {}
         for f in plain:
             if f.path:
@@ -264,7 +270,8 @@ class Decoder:
         (MQTT 3.1.1, 3.3.5), so `a/status/sys` is dropped when `a/status/+` is there.
         """
         if self._subscriptions is None:
-            found = list(self.exact) + [route.filter for route in self.patterned]
+            found = [f for f, routes in self.exact.items() if routes[0].rule.source == "mqtt"]
+            found += [r.filter for r in self.patterned if r.rule.source == "mqtt"]
             self._subscriptions = minimal_filters(found)
         return list(self._subscriptions)
 
@@ -295,7 +302,7 @@ class Decoder:
         MQTT topic; a serial port or a check's name for the sources to come: their
         profiles will route by kind too). Never raises on bad input."""
         result = Decoded()
-        routes = self.routes(topic) if kind == "mqtt" else []
+        routes = self.routes(topic if kind == "mqtt" else f"{kind}:{topic}")
         if not routes:
             where = repr(topic) if kind == "mqtt" else f"{kind} {topic!r}"
             result.problems.append((UNKNOWN_TOPIC, f"no device listens on {where}"))
@@ -325,6 +332,10 @@ class Decoder:
                 if rule.payload == "json":
                     result.problems.append((BAD_JSON, (f"payload on {topic!r} is not JSON"
                                                        f"{body.why}: {_excerpt(text)}")))
+                    return result
+                if body.reason:
+                    result.problems.append((body.reason, f"{body.why} from {topic!r}: "
+                                                         f"{_excerpt(text)}"))
                     return result
                 continue
             if rule.when is not None and not rule.when.holds(_get(body, rule.when.keys)):
@@ -438,6 +449,13 @@ class Decoder:
     def _body(kind: str, text: str, parsed: dict[str, Any]) -> Any:
         if kind == "text":
             return text.strip()
+        if kind == "nmea":
+            try:
+                return nmea_body(text)
+            except Unreadable as exc:
+                return _Bad(exc.why, exc.reason)
+        if kind == "csv":
+            return csv_body(text)
         if "json" not in parsed:
             try:
                 # orjson: 0.9 us against json's 6.7 us for a Tasmota SENSOR payload.
@@ -553,7 +571,7 @@ class Decoder:
                 names = self._wild_names(f, captures)
                 skip, scale, mtype, rollup, default_unit = \
                     f.skip, f.spec.scale, f.type, f.rollup, f.unit
-                plain_values = f.vmap is None
+                plain_values = f.vmap is None and f.spec.offset == 0
                 for key, value in body.items():
                     if key in skip:
                         continue
@@ -667,7 +685,7 @@ class Decoder:
             result.problems.append((reason, (f"device {route.device.id!r} field {where!r}: "
                                              f"{number}")))
             return
-        number *= f.spec.scale
+        number = number * f.spec.scale + f.spec.offset
         if math.isnan(number) or math.isinf(number):
             result.problems.append((NOT_FINITE, (f"device {route.device.id!r} field {where!r}: "
                                                  f"{_excerpt(repr(value))} is not a finite "
@@ -742,8 +760,10 @@ def unstorable(reading: Reading) -> str | None:
 class _Bad:
     """A payload that is not JSON (`why` adds to the message, e.g. too deeply nested)."""
 
-    def __init__(self, why: str = "") -> None:
+    def __init__(self, why: str = "", reason: str = "") -> None:
         self.why = why
+        #: the reason it is counted under, for a payload form other than JSON
+        self.reason = reason
 
 
 _BAD = _Bad()

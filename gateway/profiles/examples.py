@@ -58,7 +58,7 @@ def check_examples(library: ProfileLibrary, profile: Profile) -> list[str]:
             continue
         received = 0.0 if ex.received is None else _moment(ex.received)
         decoded = Decoder([device], library, gateway_name="gw").decode(
-            ex.topic, payload_bytes(ex.payload), received)
+            ex.topic, payload_bytes(ex.payload), received, ex.source)
         if decoded.problems:
             failures.append(f"{where}: decode problems: {decoded.problems}")
         if ex.ignored != decoded.ignored:

@@ -67,6 +67,8 @@ class FieldSpec:
     unit: str | None = field(default=None, metadata=doc("unit, overrides the quantity's"))
     type: MetricTypeName | None = field(default=None, metadata=doc("gauge|count|rate"))
     scale: float = field(default=1.0, metadata=doc("multiply the value by this"))
+    offset: float = field(default=0.0, metadata=doc(
+        "add this after scaling (OBD-II's coolant temperature is A - 40)"))
     map: str | Mapping[str, float] | None = field(
         default=None, metadata=doc("value map name, or inline {text: number}")
     )
@@ -146,10 +148,17 @@ class Each:
 class MessageRule:
     """One kind of message a device publishes."""
 
-    topic: str = field(metadata=doc("topic pattern: {param}, {capture}, + and #"))
-    payload: Literal["json", "text", "auto"] = field(
-        default="json", metadata=doc("json | text (one value) | auto (JSON object or text)")
-    )
+    topic: str = field(metadata=doc("topic pattern: {param}, {capture}, + and #; for a "
+                                     "source other than mqtt, its origin (see `source`)"))
+    source: Literal["mqtt", "serial", "obd"] = field(default="mqtt", metadata=doc(
+        "the kind of source its messages come from: mqtt (topic: an MQTT topic), serial "
+        "(topic: the serial source's name; one message a line) or obd (topic: "
+        "<source>/<ecu>/<mode><pid>, an ELM327 source's answers)"))
+    payload: Literal["json", "text", "auto", "nmea", "csv"] = field(
+        default="json", metadata=doc(
+            "json | text (one value) | auto (JSON object or text) | nmea (an NMEA 0183 "
+            "sentence, read with pynmea2: its fields by name, `type` RMC/GGA...) | csv "
+            "(comma-separated values, named by the device's `columns`)"))
     fields: tuple[FieldSpec, ...] = field(default=(), metadata=doc("values to read"))
     fields_param: str = field(
         default="", metadata=doc("take the field map from this device parameter")
@@ -198,8 +207,10 @@ class ParamSpec:
 class Example:
     """A documented payload and the readings it must give (run by the tests)."""
 
-    topic: str = field(metadata=doc("topic it arrives on"))
+    topic: str = field(metadata=doc("topic it arrives on (its origin, for other sources)"))
     payload: Any = field(metadata=doc("payload: text, or YAML/JSON data"))
+    source: Literal["mqtt", "serial", "obd"] = field(default="mqtt", metadata=doc(
+        "the kind of source it comes from"))
     readings: tuple[Mapping[str, Any], ...] = field(
         default=(), metadata=doc("expected readings: metric, value, optional unit/type/tags")
     )

@@ -75,5 +75,9 @@ class Source(abc.ABC):
         """Why it is not ready, in words; empty when it is."""
         return ""
 
+    def status(self) -> dict[str, Any]:
+        """What `gateway status` shows of it beside its name, type and readiness."""
+        return {}
+
     def tick(self) -> None:
         """Called every couple of seconds from the event loop, for periodic chores."""

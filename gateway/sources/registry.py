@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from gateway.config.schema import SourceCommon
 from gateway.sources.base import Source, SourceContext
+from gateway.sources.serial_config import SerialSourceConfig
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,9 @@ class SourceKind:
     source: str
 
 
-#: none is built in yet: serial ports, GPIO pins and local checks come next
-SOURCES: dict[str, SourceKind] = {}
+SOURCES: dict[str, SourceKind] = {
+    "serial": SourceKind(SerialSourceConfig, "gateway.sources.serial:SerialSource"),
+}
 
 
 def register(name: str, kind: SourceKind) -> None:
