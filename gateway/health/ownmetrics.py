@@ -66,6 +66,9 @@ CATALOGUE: dict[str, OwnMetric] = {m.name: m for m in (
     _c("serial_dropped", "lines a serial source did not hand on, by reason: too_long (over "
                          "max_line_bytes), cut (the port went mid-line), not_text (not in "
                          "its encoding)", "source", "reason"),
+    _c("obd_requests", "requests an ELM327 source sent, by result: answered, no_data, "
+                       "no_ecu (ignition off), bus_error, stopped, not_understood, "
+                       "unreadable", "source", "result"),
     _c("fanout_dropped", "committed readings a slow listener missed because its queue was "
                          "full (they are stored; the listener's view skipped them)",
        "listener"),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from gateway.config.schema import SourceCommon
 from gateway.sources.base import Source, SourceContext
+from gateway.sources.elm327_config import Elm327SourceConfig
 from gateway.sources.serial_config import SerialSourceConfig
 
 
@@ -27,6 +28,7 @@ class SourceKind:
 
 SOURCES: dict[str, SourceKind] = {
     "serial": SourceKind(SerialSourceConfig, "gateway.sources.serial:SerialSource"),
+    "elm327": SourceKind(Elm327SourceConfig, "gateway.sources.elm327:Elm327Source"),
 }
 
 

@@ -57,20 +57,19 @@ class Van:
             perform_action(self.vehicle, "the van", action, kw)
 
     def unplug(self, device: str) -> None:
-        port = self.gps.port if device == "gps" else self.obd.port
-        assert port is not None
-        port.close()
+        if device == "gps":
+            assert self.gps.port is not None
+            self.gps.port.close()
+        else:
+            self.obd.stop()  # the adapter loses power with the socket
 
     def plug_in(self, device: str) -> None:
-        link = self.gps_link if device == "gps" else self.obd_link
-        port = PseudoTerminal(str(link))
         if device == "gps":
-            self.gps.port = port
-        else:
-            old = self.obd.port
-            self.obd.port = port
-            if old is not None:
-                old.close()
+            self.gps.port = PseudoTerminal(str(self.gps_link))
+        else:  # a fresh adapter: its settings back to the chip's defaults
+            self.obd = Elm327Device(self.sim, {"id": "elm327", "kind": "elm327",
+                                               "link": str(self.obd_link)}, self.vehicle)
+            self.obd.start(None)
 
     def close(self) -> None:
         self._stop.set()
