@@ -38,7 +38,7 @@ ERRORS = {
     "LV RESET": "reset",               # the adapter reset itself (supply dipped)
     "ACT ALERT": "reset",
 }
-_SKIPPED = ("SEARCHING...", "BUS INIT: ...OK", "BUS INIT: ...", "BUS INIT:...OK")
+_SKIPPED = ("SEARCHING", "BUS INIT")  # what is left of them once the errors are read
 
 #: protocols (ATDPN's number) whose headers are 29 bits
 CAN_29 = {7, 9, 10}
@@ -62,11 +62,11 @@ def read_answer(text: str, protocol: int) -> Answer:
     frames: dict[str, list[bytes]] = {}
     for raw in text.replace("\n", "\r").split("\r"):
         line = raw.strip()
-        if not line or line.startswith(_SKIPPED):
-            continue
-        error = ERRORS.get(line) or ERRORS.get(line.rstrip("."))
+        error = ERRORS.get(line)
         if error is not None:
             out.error = out.error or error
+            continue
+        if not line or line.startswith(_SKIPPED):
             continue
         parts = line.split()
         try:
