@@ -262,7 +262,9 @@ def test_link_and_stop(car, tmp_path):
 def test_settings_are_checked(car):
     with pytest.raises(ScenarioError, match="bus"):
         Elm327Device(car.sim, {"id": "e", "kind": "elm327", "bus": 9}, car)
-    with pytest.raises(ScenarioError, match="baud"):
-        Elm327Device(car.sim, {"id": "e", "kind": "elm327", "baud": 38400}, car)
+    with pytest.raises(ScenarioError, match="baud is a line speed"):
+        Elm327Device(car.sim, {"id": "e", "kind": "elm327", "baud": "fast"}, car)
+    assert Elm327Device(car.sim, {"id": "e", "kind": "elm327", "baud": 38400},
+                        car).byte_time == pytest.approx(10 / 38400)
     with pytest.raises(ScenarioError, match="car"):
         Elm327Device(car.sim, {"id": "e", "kind": "elm327"}, object())

@@ -59,6 +59,17 @@ class Answer:
 def read_answer(text: str, protocol: int) -> Answer:
     """The answer in `text` (everything before the prompt) under `protocol` (ATDPN)."""
     out = Answer()
+    line = text.strip()
+    if protocol in CAN and protocol not in CAN_29 and "\r" not in line and "\n" not in line:
+        # The usual answer, one 11-bit single frame: `7E8 04 41 0C 1A F8 00 00 00`.
+        try:
+            frame = bytes.fromhex(line[4:])
+        except ValueError:
+            frame = b""
+        size = frame[0] if frame else 0
+        if line[3:4] == " " and 0 < size < len(frame):
+            out.messages[line[:3]] = frame[1:1 + size]
+            return out
     frames: dict[str, list[bytes]] = {}
     for raw in text.replace("\n", "\r").split("\r"):
         line = raw.strip()

@@ -24,7 +24,8 @@ from firmware_sim.engine import Simulation
 
 
 class Van:
-    def __init__(self, folder: Path, seed: int = 7, **world: Any) -> None:
+    def __init__(self, folder: Path, seed: int = 7, baud: int | None = None,
+                 **world: Any) -> None:
         self.gps_link = folder / "gps"
         self.obd_link = folder / "obd"
         self.sim = Simulation(time.time(), seed=seed, timezone="Europe/London")
@@ -32,8 +33,8 @@ class Van:
         self.gps = GpsDevice(self.sim, {"id": "gps", "kind": "gps", "fix_after": 0,
                                         "talker": "GN", "link": str(self.gps_link)},
                              self.vehicle)
-        self.obd = Elm327Device(self.sim, {"id": "elm327", "kind": "elm327",
-                                           "link": str(self.obd_link)}, self.vehicle)
+        self.baud = baud
+        self.obd = Elm327Device(self.sim, self._obd_spec(), self.vehicle)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -67,9 +68,14 @@ class Van:
         if device == "gps":
             self.gps.port = PseudoTerminal(str(self.gps_link))
         else:  # a fresh adapter: its settings back to the chip's defaults
-            self.obd = Elm327Device(self.sim, {"id": "elm327", "kind": "elm327",
-                                               "link": str(self.obd_link)}, self.vehicle)
+            self.obd = Elm327Device(self.sim, self._obd_spec(), self.vehicle)
             self.obd.start(None)
+
+    def _obd_spec(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {"id": "elm327", "kind": "elm327", "link": str(self.obd_link)}
+        if self.baud:
+            spec["baud"] = self.baud
+        return spec
 
     def close(self) -> None:
         self._stop.set()

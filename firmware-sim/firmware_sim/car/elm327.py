@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -234,12 +235,15 @@ class Elm327Device(SimDevice):
 
     Settings: `link` (a path to make a symlink to the port at, or null),
     `bus` (the van's OBD protocol: 6, CAN 11/500, the default; or 3, ISO
-    9141-2), `linefeeds` (the chip's LF default, set on a real one by pin 7).
+    9141-2), `linefeeds` (the chip's LF default, set on a real one by pin 7),
+    `baud` (the serial line's speed: the answer comes only after the request
+    and the answer would have taken on a line that fast, 10 bits a byte; a
+    pseudo-terminal by itself is as fast as memory; default: no wait).
     """
 
     kind: ClassVar[str] = "elm327"
     actions: ClassVar[tuple[str, ...]] = ()
-    settings: ClassVar[tuple[str, ...]] = ("id", "kind", "link", "bus", "linefeeds")
+    settings: ClassVar[tuple[str, ...]] = ("id", "kind", "link", "bus", "linefeeds", "baud")
 
     def __init__(self, sim: Simulation, spec: Mapping[str, Any], env: Any) -> None:
         super().__init__(sim, spec, env)
@@ -251,6 +255,11 @@ class Elm327Device(SimDevice):
             raise ScenarioError(f"device {self.id!r} (elm327): bus {bus!r} is not one the "
                                 "simulated ECU speaks: 6 (CAN 11/500) or 3 (ISO 9141-2)")
         self.adapter = Elm327(EngineEcu(env), int(bus), bool(spec.get("linefeeds", False)))
+        baud = spec.get("baud")
+        if baud is not None and (not isinstance(baud, int) or baud <= 0):
+            raise ScenarioError(f"device {self.id!r} (elm327): baud is a line speed such as "
+                                f"38400, not {baud!r}")
+        self.byte_time = 10.0 / baud if baud else 0.0
         self.port: PseudoTerminal | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -275,6 +284,10 @@ class Elm327Device(SimDevice):
                 except Exception:  # a bug here must not silence the port for the whole run
                     log.exception("%s: failed to answer %r", self.id, line)
                     answer = b"?\r\r>"
+                if self.byte_time:
+                    # The request's bytes and the answer's, on a line this fast (real
+                    # time: the line is a real thing the reader waits for).
+                    time.sleep((len(line) + 1 + len(answer)) * self.byte_time)
                 port.write(answer, wait=1.0)
             pending = pending[-256:]  # no CR in sight: the chip's buffer is not endless either
 
