@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import __version__
+from gateway.app.gates import make_gate
 from gateway.app.httpapi import StatusServer
 from gateway.app.supervise import Supervisor
 from gateway.clock import Clock
@@ -84,7 +85,9 @@ class Gateway:
             Forwarder(make_sink(s, SinkContext(gw.name, clock, self.data_dir)), self._outbox,
                       self.stats,
                       s.batch_size, s.timeout, Backoff(s.backoff_min, s.backoff_max),
-                      inflight=self.inflight, max_age=s.max_age, clock=clock)
+                      inflight=self.inflight, max_age=s.max_age, clock=clock,
+                      gate=make_gate(s.forward_when, self.latest, clock)
+                      if s.forward_when is not None else None)
             for s in config.sinks
         ]
         #: monitors and notifications, when any monitor is configured

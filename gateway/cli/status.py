@@ -310,7 +310,9 @@ def render_status(s: dict[str, Any]) -> str:
         if k.get("merged"):
             head += f" ({k['merged']:.0f} combined into same-second points)"
         lines.append(head)
-        if k.get("last_error"):
+        if k.get("last_error") and k.get("state") == "waiting":
+            lines.append(f"      {k['last_error']} (forward_when)")
+        elif k.get("last_error"):
             lines.append(f"      last error: {k['last_error']}")
         for reason, n in sorted((k.get("dropped") or {}).items()):
             lines.append(f"      dropped {reason}: {n:.0f}")

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.config.validate import Bytes, Duration, Secret, doc
+from gateway.config.weekly import window_problems
 
 
 def _empty() -> Mapping[str, str]:
@@ -298,6 +299,33 @@ class DeviceConfig:
 
 
 @dataclass(frozen=True)
+class ForwardWhen:
+    """When a sink may send: while a device's latest value says so, and/or within
+    weekly windows. Until then its readings wait in the store (store and forward)."""
+
+    metric: str = field(default="", metadata=doc(
+        "a metric whose latest value decides, e.g. vehicle.ignition (0: parked)"))
+    device: str = field(default="", metadata=doc("the device whose value it is"))
+    equals: float | None = field(default=None, metadata=doc("send while it equals this"))
+    below: float | None = field(default=None, metadata=doc("send while it is below this"))
+    above: float | None = field(default=None, metadata=doc("send while it is above this"))
+    during: tuple[str, ...] = field(default=(), metadata=doc(
+        "weekly windows in gateway.timezone, e.g. ['Mon-Fri 18:00-08:00', 'Sat,Sun']: "
+        "send only within one"))
+
+    def check(self) -> Iterator[tuple[str, str]]:
+        tests = [t for t in (self.equals, self.below, self.above) if t is not None]
+        if self.metric or self.device or tests:
+            if not self.metric or not self.device:
+                yield "metric", "name both the metric and the device whose value decides"
+            if len(tests) != 1:
+                yield "equals", "give one of equals, below or above"
+        elif not self.during:
+            yield "", "give a metric and device with equals/below/above, or during, or both"
+        yield from window_problems("during", self.during)
+
+
+@dataclass(frozen=True)
 class SinkCommon:
     """Settings every sink has. Each kind of sink has its own subclass, beside the sink
     (gateway/sinks/<kind>_config.py), with `type` and its own settings; the sink
@@ -316,6 +344,9 @@ class SinkCommon:
         metadata=doc("readings older than this are not sent here (counted as dropped "
                      "max_age), e.g. 15m for a live view; 0: send whatever waits"),
     )
+    forward_when: ForwardWhen | None = field(default=None, metadata=doc(
+        "send only while this holds (a van parked at the depot, the cheap hours); "
+        "meanwhile everything waits in the store and status says why"))
 
     def check(self) -> Iterator[tuple[str, str]]:
         yield from name_problems("name", self.name, "sink name")

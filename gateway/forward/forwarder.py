@@ -65,8 +65,11 @@ class Forwarder:
     def __init__(self, sink: Sink, outbox_factory: Callable[[], Outbox], stats: Stats,
                  batch_size: int, timeout: float, backoff: Backoff,
                  poll_interval: float = 5.0, inflight: InFlight | None = None,
-                 max_age: float = 0.0, clock: Clock = SYSTEM) -> None:
+                 max_age: float = 0.0, clock: Clock = SYSTEM,
+                 gate: Callable[[], str] | None = None) -> None:
         self.sink = sink
+        #: asked before each batch: "" to send, else why the sink waits (forward_when)
+        self.gate = gate
         self.inflight = inflight or InFlight()
         self.max_age = max_age
         self.clock = clock
@@ -91,7 +94,7 @@ class Forwarder:
     def _set_state(self, state: str, error: str = "") -> None:
         self.state = state
         self.last_error = error
-        states = ("ok", "retrying", "held", "idle", "starting")
+        states = ("ok", "retrying", "held", "idle", "starting", "waiting")
         for s in states:
             self.stats.set("gateway.sink_state", 1.0 if s == state else 0.0,
                            sink=self.sink.name, state=s)
@@ -110,6 +113,18 @@ class Forwarder:
         self._set_state("idle")
         try:
             while not self._stopping:
+                why = self.gate() if self.gate is not None else ""
+                if why:
+                    # Store and forward: everything stays in the store until the
+                    # condition holds; a commit (new latest values) asks again.
+                    if self.state != "waiting" or self.last_error != why:
+                        log.info("sink %s: %s", name, why)
+                        self._set_state("waiting", why)
+                    await self._idle()
+                    continue
+                if self.state == "waiting":
+                    log.info("sink %s: forwarding again", name)
+                    self._set_state("idle")
                 try:
                     if self.position is None:
                         self.position = self.saved = await asyncio.to_thread(outbox.cursor, name)

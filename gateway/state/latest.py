@@ -88,6 +88,13 @@ class LatestValues:
                 per[label] = (r.value, r.unit, r.ts)
                 retained.add(label)
 
+    def value(self, device: str, series: str) -> float | None:
+        """The newest value of one series of a device (`plug.power`, or with its extra
+        tags `plug.power{channel=1}`), heard live or retained; None if never."""
+        with self._lock:
+            got = self._values.get(device, {}).get(series)
+        return None if got is None else got[0]
+
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """{device: {online, last_seen, values: {series: [value, unit]}, retained}} per device.
 
