@@ -55,6 +55,7 @@ def test_a_trip_reaches_victoriametrics(mosquitto, victoria, make_gateway, van):
         "devices": [{"id": "van-engine", "profile": "elm327", "source": "obd"},
                     {"id": "van-gps", "profile": "nmea", "source": "gps"}],
         "sinks": [{"name": "vm", "type": "influx", "url": victoria.url}],
+        "trips": {"ignition": "van-engine"},
     })
     gw.start()
 
@@ -101,6 +102,19 @@ def test_a_trip_reaches_victoriametrics(mosquitto, victoria, make_gateway, van):
     fuel = series_values(victoria, "vehicle_fuel_level")
     assert all(60 < v < 66 for v in fuel), fuel  # the van set off with 64 %
     assert series_values(victoria, "vehicle_ignition")[-1] == 0.0
+    # One trip, from ignition on to off: every reading of it, the engine's and the GPS's,
+    # carries its tag; none before it or after.
+    trips = {s.get("trip") for s in victoria.series('{__name__="vehicle_rpm"}')}
+    assert len(trips) == 1 and None not in trips, trips  # the engine answers only in it
+    (trip,) = trips
+    # The GPS reports parked too: its readings of the trip have the tag, the others not.
+    assert {s.get("trip") for s in victoria.series('{__name__="gps_latitude"}')} == \
+        {trip, None}
+    assert set(series_values(victoria, "vehicle_ignition", trip=trip)) == {1.0, 0.0}
+    untagged = [v for item in victoria.export('{__name__="vehicle_ignition",trip=""}')
+                for v in item["values"]]
+    assert untagged and set(untagged) == {0.0}, untagged  # parked before and after
+    assert "trip" in gw.status() and gw.status()["trip"] is None
     # 5C (oil temperature) is not a PID this car has: said once, never polled.
     assert gw.log_text().count("does not support PID 5C") == 1, gw.log_text()
     assert obd()["not_supported"] == ["5C"]

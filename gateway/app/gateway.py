@@ -32,6 +32,7 @@ from gateway.health.selfmetrics import SelfMetrics
 from gateway.health.stats import Stats
 from gateway.ingest.fanout import OnCommit
 from gateway.ingest.pipeline import Ingest
+from gateway.ingest.trips import Trips
 from gateway.notify.alerting import Alerting
 from gateway.profiles.decoder import Decoder
 from gateway.profiles.devicetime import TimePolicy
@@ -71,6 +72,9 @@ class Gateway:
         self.ingest = Ingest(self._outbox, self.decoder, self.stats, store.commit_interval,
                              store.commit_rows, config.mqtt.receive_maximum, store,
                              self.inflight, clock)
+        if config.trips is not None:
+            self.ingest.trips = Trips(config.trips.ignition, config.trips.devices,
+                                      self.data_dir, clock)
         self.latest = LatestValues(self.decoder.base_tags)
         self.ingest.fanout.add(self.latest)
         self.source = MqttSource(config.mqtt, config.client_id, self.decoder.subscriptions(),
@@ -326,6 +330,7 @@ class Gateway:
                      "sessions_lost": s.total("gateway.mqtt_session_lost")},
             "sources": [{"name": src.name, "type": src.kind, "ready": src.ready(),
                          **src.status()} for src in self.sources[1:]],
+            **({"trip": self.ingest.trips.current} if self.ingest.trips is not None else {}),
             "ingest": {"received": s.total("gateway.received"),
                        "decoded": s.total("gateway.decoded"),
                        "partly_decoded": s.total("gateway.partly_decoded"),

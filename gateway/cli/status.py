@@ -263,6 +263,9 @@ def render_status(s: dict[str, Any]) -> str:
             lines.append(f"    SESSION LOST {mqtt['sessions_lost']:.0f} time(s): the broker had "
                          "forgotten the gateway's session, so messages published meanwhile "
                          "are gone (see the log)")
+    if "trip" in s:
+        lines.append(f"  trip under way: {s['trip']}" if s["trip"] else
+                     "  no trip under way (ignition off)")
     for src in s.get("sources") or []:
         where = f" {src['port']}" if src.get("port") else ""
         state = "reading" if src.get("ready") else f"NOT READING: {src.get('problem') or '?'}"

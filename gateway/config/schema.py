@@ -380,6 +380,18 @@ from gateway.notify.config import AlertingSection, DowntimeConfig, Person  # noq
 
 
 @dataclass(frozen=True)
+class TripsSection:
+    """A vehicle's trips: from its ignition on to off. Every reading of the trip's devices
+    in between carries the tag trip:<when it began>, so one trip can be charted whole."""
+
+    ignition: str = field(metadata=doc(
+        "the device whose vehicle.ignition (1 on, 0 off) begins and ends trips: the "
+        "elm327 device"))
+    devices: tuple[str, ...] = field(default=(), metadata=doc(
+        "devices whose readings are tagged with the trip; empty: every device"))
+
+
+@dataclass(frozen=True)
 class Config:
     gateway: GatewaySection = field(metadata=doc("who this gateway is"))
     mqtt: MqttSection = field(default_factory=MqttSection, metadata=doc("the local broker"))
@@ -397,8 +409,10 @@ class Config:
         default=None, metadata=doc("the hall's booking calendar, for monitors' booking:"))
     sources: tuple[SourceCommon, ...] = field(
         default=(),
-        metadata=doc("sources besides the local broker, each by its `type`; none is built "
-                     "in yet (serial ports, GPIO pins and local checks come next)"))
+        metadata=doc("sources besides the local broker, each by its `type`: serial ports "
+                     "(serial), ELM327 OBD-II adapters (elm327)"))
+    trips: TripsSection | None = field(default=None, metadata=doc(
+        "a vehicle's trips, tagged on its readings"))
 
     def check(self) -> Iterator[tuple[str, str]]:
         yield from _duplicates("devices", [d.id for d in self.devices if d], "device id")
@@ -436,6 +450,12 @@ class Config:
                            f"no monitor {name!r} among monitors: ({_choices(monitors)})")
         if self.monitors and not self.people:
             yield "people", "monitors need someone to tell: add people with their channels"
+        if isinstance(self.trips, TripsSection):
+            named = [("trips.ignition", self.trips.ignition)]
+            named += [(f"trips.devices[{j}]", d) for j, d in enumerate(self.trips.devices)]
+            for key, device in named:
+                if device not in devices:
+                    yield key, f"no device {device!r} among devices: ({_choices(devices)})"
 
     @property
     def client_id(self) -> str:

@@ -60,6 +60,7 @@ from gateway.config.schema import StoreSection
 from gateway.health.stats import Stats
 from gateway.ingest.fanout import Fanout
 from gateway.ingest.logthrottle import Throttled
+from gateway.ingest.trips import Trips
 from gateway.model import RawMessage, Reading
 from gateway.profiles.decoder import (
     DECODED,
@@ -160,6 +161,8 @@ class Ingest:
         #: who hears of committed readings: latest values, forwarders' wake-up, monitors
         #: (gateway.ingest.fanout)
         self.fanout = Fanout(stats)
+        #: tags a vehicle's readings with its trip (gateway.ingest.trips), when configured
+        self.trips: Trips | None = None
 
     # -- called from other threads ---------------------------------------------------------
 
@@ -320,6 +323,8 @@ class Ingest:
         outcome = result.outcome
         batch.outcomes[outcome, result.reason] += 1
         if result.readings:
+            if self.trips is not None:
+                self.trips.tag(result.readings)
             batch.readings.extend(result.readings)
         if result.problems:
             self._problems(message, result, outcome, batch)

@@ -10,7 +10,7 @@ For each: readings stored, lines or messages lost, and the gateway process's CPU
 seconds (user + system, from /proc) per 1,000 readings. Target: serial no more per
 reading than MQTT (ratio <= 1).
 
-    .venv/bin/python bench/serial.py [--rate 10000] [--seconds 10] [--fields 4]
+    .venv/bin/python bench/serial_ingest.py [--rate 10000] [--seconds 10] [--fields 4]
 """
 
 from __future__ import annotations
@@ -139,10 +139,18 @@ devices: [{id: node, profile: generic-json, topic: bench/node, fields: {"*": "no
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", broker)
     client.loop_start()
+    while not client.is_connected():
+        time.sleep(0.01)
     infos = []
+    waited = 0
 
     def send(i: int, n: int) -> None:
+        nonlocal waited
         for k in range(n):
+            # Message ids are 16 bits: keep well under 65,536 unacknowledged.
+            while len(infos) - waited > 30_000:
+                infos[waited].wait_for_publish(60)
+                waited += 1
             infos.append(client.publish("bench/node", bodies[(i + k) % 64], qos=1))
 
     try:
