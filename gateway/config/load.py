@@ -167,7 +167,7 @@ def _device_source_problems(config: Config, library: Any) -> list[Problem]:
             continue
         have = {s.name: getattr(s, "type", "") for s in config.sources
                 if isinstance(s, SourceCommon)}
-        wanted = {"serial": ("serial",), "obd": ("elm327",)}
+        wanted = {"serial": ("serial",), "obd": ("elm327",), "gpio": ("gpio",)}
         types = {t for k in kinds for t in wanted.get(k, ())}
         if have.get(name) not in types:
             fitting = ", ".join(n for n, t in have.items() if t in types) or "none"

@@ -69,6 +69,9 @@ CATALOGUE: dict[str, OwnMetric] = {m.name: m for m in (
     _c("obd_requests", "requests an ELM327 source sent, by result: answered, no_data, "
                        "no_ecu (ignition off), bus_error, stopped, not_understood, "
                        "unreadable", "source", "result"),
+    _c("gpio_dropped", "thermometer readings a gpio source did not hand on: crc (the "
+                       "1-Wire read failed its check), power_on_value (85 °C, before the "
+                       "first conversion)", "source", "input", "reason"),
     _c("fanout_dropped", "committed readings a slow listener missed because its queue was "
                          "full (they are stored; the listener's view skipped them)",
        "listener"),

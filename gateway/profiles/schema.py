@@ -150,10 +150,11 @@ class MessageRule:
 
     topic: str = field(metadata=doc("topic pattern: {param}, {capture}, + and #; for a "
                                      "source other than mqtt, its origin (see `source`)"))
-    source: Literal["mqtt", "serial", "obd"] = field(default="mqtt", metadata=doc(
+    source: Literal["mqtt", "serial", "obd", "gpio"] = field(default="mqtt", metadata=doc(
         "the kind of source its messages come from: mqtt (topic: an MQTT topic), serial "
-        "(topic: the serial source's name; one message a line) or obd (topic: "
-        "<source>/<ecu>/<mode><pid>, an ELM327 source's answers)"))
+        "(topic: the serial source's name; one message a line), obd (topic: "
+        "<source>/<ecu>/<mode><pid>, an ELM327 source's answers) or gpio (topic: "
+        "<source>/<input>/<kind>, a pin's change)"))
     payload: Literal["json", "text", "auto", "nmea", "csv"] = field(
         default="json", metadata=doc(
             "json | text (one value) | auto (JSON object or text) | nmea (an NMEA 0183 "
@@ -209,7 +210,7 @@ class Example:
 
     topic: str = field(metadata=doc("topic it arrives on (its origin, for other sources)"))
     payload: Any = field(metadata=doc("payload: text, or YAML/JSON data"))
-    source: Literal["mqtt", "serial", "obd"] = field(default="mqtt", metadata=doc(
+    source: Literal["mqtt", "serial", "obd", "gpio"] = field(default="mqtt", metadata=doc(
         "the kind of source it comes from"))
     readings: tuple[Mapping[str, Any], ...] = field(
         default=(), metadata=doc("expected readings: metric, value, optional unit/type/tags")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from gateway.config.schema import SourceCommon
 from gateway.sources.base import Source, SourceContext
 from gateway.sources.elm327_config import Elm327SourceConfig
+from gateway.sources.gpio_config import GpioSourceConfig
 from gateway.sources.serial_config import SerialSourceConfig
 
 
@@ -29,6 +30,7 @@ class SourceKind:
 SOURCES: dict[str, SourceKind] = {
     "serial": SourceKind(SerialSourceConfig, "gateway.sources.serial:SerialSource"),
     "elm327": SourceKind(Elm327SourceConfig, "gateway.sources.elm327:Elm327Source"),
+    "gpio": SourceKind(GpioSourceConfig, "gateway.sources.gpio:GpioSource"),
 }
 
 
