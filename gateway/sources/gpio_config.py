@@ -70,4 +70,5 @@ class GpioSourceConfig(SourceCommon):
                            f"{key[1]!r} is used by inputs[{seen[key]}] already")
                 seen.setdefault(key, i)
         if not self.inputs:
-            yield "inputs", "name at least one input, e.g. {name: hall-motion, kind: motion, pin: 17}"
+            yield "inputs", ("name at least one input, e.g. {name: hall-motion, kind: motion, "
+                             "pin: 17}")
