@@ -19,6 +19,7 @@ import os
 import signal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from gateway import __version__
 from gateway.app.gates import make_gate
@@ -40,6 +41,7 @@ from gateway.profiles.library import ProfileLibrary
 from gateway.sinks.base import SinkContext
 from gateway.sinks.registry import make_sink
 from gateway.sources.base import Source, SourceContext
+from gateway.sources.checks import ChecksSource
 from gateway.sources.mqtt import SESSION_RECORD, MqttSource
 from gateway.sources.registry import make_source
 from gateway.state.latest import LatestValues
@@ -85,6 +87,11 @@ class Gateway:
         context = SourceContext(gw.name, clock, self.data_dir, self.stats, self.ingest.submit)
         self.sources: list[Source] = [self.source]
         self.sources.extend(make_source(s, context) for s in config.sources)
+        if config.checks:
+            self.sources.append(ChecksSource(
+                config.checks, config_dir, clock, self.stats, self.ingest.submit,
+                {"system": {"data_dir": str(self.data_dir)},
+                 "network": {"targets": sink_targets(config)}}))
         self.forwarders = [
             Forwarder(make_sink(s, SinkContext(gw.name, clock, self.data_dir)), self._outbox,
                       self.stats,
@@ -419,3 +426,20 @@ def run_forever(config: Config, config_dir: Path, config_file: str | None = None
                 return 1
 
     return asyncio.run(main())
+
+
+def sink_targets(config: Config) -> list[str]:
+    """host:port of every sink's destination: what the network check tries by default."""
+    out = []
+    for sink in config.sinks:
+        url = getattr(sink, "url", None)
+        if not url and getattr(sink, "site", None):
+            url = f"https://api.{sink.site}"  # type: ignore[attr-defined]
+        if url:
+            parts = urlsplit(url)
+            if parts.hostname:
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+                out.append(f"{parts.hostname}:{port}")
+        elif getattr(sink, "host", None):
+            out.append(f"{sink.host}:{sink.port}")  # type: ignore[attr-defined]
+    return list(dict.fromkeys(out))

@@ -139,6 +139,8 @@ def parse_config(text: str, source: str = "<config>",
             from gateway.profiles.overlaps import topic_overlaps
 
             problems.extend(topic_overlaps(config.devices, library)[0])
+    if config is not None:
+        problems.extend(_check_file_problems(config, Path(source).parent))
     if config is not None and isinstance(config.bookings, BookingsSection):
         problems.extend(_calendar_problems(config, Path(source).parent))
     # "is required" adds nothing when the same key already has a problem
@@ -152,6 +154,27 @@ def parse_config(text: str, source: str = "<config>",
 
 
 _PLACEHOLDERS = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+def _check_file_problems(config: Config, folder: Path) -> list[Problem]:
+    """A custom check's file must be there and be Python: a syntax error is named by
+    file and line now, not when the gateway would load it."""
+    out = []
+    for i, check in enumerate(config.checks):
+        if getattr(check, "type", "") != "custom" or not getattr(check, "file", ""):
+            continue
+        path = folder / check.file
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            out.append(Problem(f"checks[{i}].file", f"cannot read {path}: {exc.strerror}"))
+            continue
+        try:
+            compile(text, str(path), "exec")
+        except SyntaxError as exc:
+            out.append(Problem(f"checks[{i}].file",
+                               f"{path}:{exc.lineno}: {exc.msg} (a syntax error)"))
+    return out
 
 
 def _device_source_problems(config: Config, library: Any) -> list[Problem]:

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gateway.config.checks import CheckConfig
 from gateway.config.validate import Bytes, Duration, Secret, doc
 from gateway.config.weekly import window_problems
 
@@ -413,12 +414,25 @@ class Config:
                      "(serial), ELM327 OBD-II adapters (elm327)"))
     trips: TripsSection | None = field(default=None, metadata=doc(
         "a vehicle's trips, tagged on its readings"))
+    checks: tuple[CheckConfig, ...] = field(default=(), metadata=doc(
+        "local checks: measurements the gateway makes itself, each at its interval"))
+
+    def __post_init__(self) -> None:
+        # Each local check is a device of its own (profile check), so its readings are
+        # shown, watched and forwarded as any device's are.
+        made = tuple(DeviceConfig(id=c.device or c.name, profile="check",
+                                  params=MappingProxyType({"check": c.name}))
+                     for c in self.checks if isinstance(c, CheckConfig))
+        if made and not any(d.profile == "check" for d in self.devices
+                            if isinstance(d, DeviceConfig)):
+            object.__setattr__(self, "devices", (*self.devices, *made))
 
     def check(self) -> Iterator[tuple[str, str]]:
         yield from _duplicates("devices", [d.id for d in self.devices if d], "device id")
         yield from _duplicates("sinks", [s.name for s in self.sinks if s], "sink name")
         yield from _duplicates("sources", [s.name for s in self.sources if s], "source name")
         yield from _duplicates("monitors", [m.name for m in self.monitors if m], "monitor name")
+        yield from _duplicates("checks", [c.name for c in self.checks if c], "check name")
         yield from _duplicates("people", [p.name for p in self.people if p], "person name")
         yield from self._monitor_references()
 

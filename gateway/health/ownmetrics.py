@@ -72,6 +72,9 @@ CATALOGUE: dict[str, OwnMetric] = {m.name: m for m in (
     _c("gpio_dropped", "thermometer readings a gpio source did not hand on: crc (the "
                        "1-Wire read failed its check), power_on_value (85 °C, before the "
                        "first conversion)", "source", "input", "reason"),
+    _c("check_runs", "runs of each local check, by result: ok, error (it raised), timeout "
+                     "(it took longer than its timeout), skipped (the last run was still "
+                     "going)", "check", "result"),
     _c("fanout_dropped", "committed readings a slow listener missed because its queue was "
                          "full (they are stored; the listener's view skipped them)",
        "listener"),

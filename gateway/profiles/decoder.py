@@ -329,7 +329,7 @@ class Decoder:
                 continue
             body = self._body(rule.payload, text, parsed)
             if type(body) is _Bad:
-                if rule.payload == "json":
+                if rule.payload in ("json", "readings"):
                     result.problems.append((BAD_JSON, (f"payload on {topic!r} is not JSON"
                                                        f"{body.why}: {_excerpt(text)}")))
                     return result
@@ -470,6 +470,9 @@ class Decoder:
     def _read(self, route: _Route, captures: dict[str, str], body: Any, ts: float,
               result: Decoded) -> None:
         rule = route.rule
+        if rule.payload == "readings":
+            self._given(route, body, ts, result)
+            return
         if rule.availability is not None:
             self._availability(route, captures, rule.availability, body, ts, result)
         if not (route.fields or route.wildcard):
@@ -488,6 +491,37 @@ class Decoder:
                 self._fields(route, {**captures, **more}, entry, ts, result)
         else:
             self._fields(route, captures, body, ts, result)
+
+    def _given(self, route: _Route, body: Any, ts: float, result: Decoded) -> None:
+        """Readings a local check made itself (payload `readings`): each its own metric,
+        unit, type and tags, on top of the device's tags."""
+        items = body if isinstance(body, list) else [None]
+        if len(items) > self.max_readings:
+            raise _TooMany
+        for i, item in enumerate(items):
+            where = f"device {route.device.id!r} reading {i}"
+            if not isinstance(item, dict) or not isinstance(item.get("metric"), str):
+                result.problems.append((WRONG_TYPE, f"{where}: not an object with a metric"))
+                continue
+            value = item.get("value")
+            mtype = item.get("type", "gauge")
+            tags = item.get("tags") or {}
+            if type(value) not in (int, float) or mtype not in ("gauge", "count", "rate") \
+                    or not isinstance(tags, dict):
+                result.problems.append((WRONG_TYPE, f"{where} ({_excerpt(item['metric'])}): "
+                                                    "value must be a number, type gauge, "
+                                                    "count or rate, tags an object"))
+                continue
+            reading = Reading(item["metric"], float(value), ts, mtype,
+                              str(item.get("unit") or ""),
+                              {**route.tags, **{str(k): str(v) for k, v in tags.items()}},
+                              route.device.priority)
+            bad = unstorable(reading)
+            if bad is not None:
+                result.problems.append((NOT_FINITE if "finite" in bad else BAD_NAME,
+                                        f"{where}: {bad}"))
+                continue
+            result.readings.append(reading)
 
     def _availability(self, route: _Route, captures: dict[str, str], spec: Availability,
                       body: Any, ts: float, result: Decoded) -> None:

@@ -150,16 +150,17 @@ class MessageRule:
 
     topic: str = field(metadata=doc("topic pattern: {param}, {capture}, + and #; for a "
                                      "source other than mqtt, its origin (see `source`)"))
-    source: Literal["mqtt", "serial", "obd", "gpio"] = field(default="mqtt", metadata=doc(
+    source: Literal["mqtt", "serial", "obd", "gpio", "check"] = field(default="mqtt", metadata=doc(
         "the kind of source its messages come from: mqtt (topic: an MQTT topic), serial "
         "(topic: the serial source's name; one message a line), obd (topic: "
-        "<source>/<ecu>/<mode><pid>, an ELM327 source's answers) or gpio (topic: "
-        "<source>/<input>/<kind>, a pin's change)"))
-    payload: Literal["json", "text", "auto", "nmea", "csv"] = field(
+        "<source>/<ecu>/<mode><pid>, an ELM327 source's answers), gpio (topic: "
+        "<source>/<input>/<kind>, a pin's change) or check (topic: a local check's name)"))
+    payload: Literal["json", "text", "auto", "nmea", "csv", "readings"] = field(
         default="json", metadata=doc(
             "json | text (one value) | auto (JSON object or text) | nmea (an NMEA 0183 "
             "sentence, read with pynmea2: its fields by name, `type` RMC/GGA...) | csv "
-            "(comma-separated values, named by the device's `columns`)"))
+            "(comma-separated values, by column number) | readings (a JSON list of "
+            "{metric, value, unit, type, tags}, as a local check makes them: no fields)"))
     fields: tuple[FieldSpec, ...] = field(default=(), metadata=doc("values to read"))
     fields_param: str = field(
         default="", metadata=doc("take the field map from this device parameter")
@@ -192,7 +193,7 @@ class MessageRule:
 
     def check(self) -> Iterator[tuple[str, str]]:
         if not (self.fields or self.fields_param or self.availability or self.ignore
-                or self.learn):
+                or self.learn or self.payload == "readings"):
             yield "", ("a message needs fields, fields_param, availability, learn or "
                        "ignore: true")
 
@@ -210,7 +211,7 @@ class Example:
 
     topic: str = field(metadata=doc("topic it arrives on (its origin, for other sources)"))
     payload: Any = field(metadata=doc("payload: text, or YAML/JSON data"))
-    source: Literal["mqtt", "serial", "obd", "gpio"] = field(default="mqtt", metadata=doc(
+    source: Literal["mqtt", "serial", "obd", "gpio", "check"] = field(default="mqtt", metadata=doc(
         "the kind of source it comes from"))
     readings: tuple[Mapping[str, Any], ...] = field(
         default=(), metadata=doc("expected readings: metric, value, optional unit/type/tags")
