@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +35,6 @@ class Broken(Check):
         raise RuntimeError("sensor unplugged")
 '''
 HANGS = '''\
-import time
 
 from gateway.sources.check import Check
 
