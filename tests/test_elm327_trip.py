@@ -107,9 +107,11 @@ def test_a_trip_reaches_victoriametrics(mosquitto, victoria, make_gateway, van):
     trips = {s.get("trip") for s in victoria.series('{__name__="vehicle_rpm"}')}
     assert len(trips) == 1 and None not in trips, trips  # the engine answers only in it
     (trip,) = trips
-    # The GPS reports parked too: its readings of the trip have the tag, the others not.
-    assert {s.get("trip") for s in victoria.series('{__name__="gps_latitude"}')} == \
-        {trip, None}
+    # The GPS reports parked too: its readings of the trip have the tag, the others
+    # (once the van is parked again: the next fix) not.
+    assert wait_until(lambda: {s.get("trip") for s in
+                               victoria.series('{__name__="gps_latitude"}')} == {trip, None},
+                      10), victoria.series('{__name__="gps_latitude"}')
     assert set(series_values(victoria, "vehicle_ignition", trip=trip)) == {1.0, 0.0}
     untagged = [v for item in victoria.export('{__name__="vehicle_ignition",trip=""}')
                 for v in item["values"]]

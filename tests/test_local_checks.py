@@ -35,6 +35,7 @@ class Broken(Check):
         raise RuntimeError("sensor unplugged")
 '''
 HANGS = '''\
+import time
 
 from gateway.sources.check import Check
 

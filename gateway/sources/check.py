@@ -24,11 +24,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from gateway.clock import SYSTEM, Clock
+
 
 class Check:
-    def __init__(self, name: str, options: Mapping[str, Any]) -> None:
+    def __init__(self, name: str, options: Mapping[str, Any], clock: Clock = SYSTEM) -> None:
         self.name = name
         self.options = options
+        #: the gateway's clock (now, monotonic), for a check that times something
+        self.clock = clock
         self._found: list[dict[str, Any]] = []
 
     def check(self) -> None:

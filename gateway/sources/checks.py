@@ -74,7 +74,7 @@ class ChecksSource(Source):
             try:
                 cls = BUILT_IN[c.type] if c.type != "custom" else \
                     load_custom(config_dir / c.file, c.name)
-                self.runners.append(_Runner(c, cls(c.name, options), ""))
+                self.runners.append(_Runner(c, cls(c.name, options, clock), ""))
             except Exception as exc:  # noqa: BLE001 - a user's file may raise anything
                 why = f"cannot load {c.file}: {type(exc).__name__}: {exc}"
                 log.error("check %s: %s", c.name, why)

@@ -7,7 +7,6 @@ import random
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -77,12 +76,13 @@ class NetworkCheck(Check):
     def check(self) -> None:
         for target in self.options.get("targets") or ():
             host, _, port = str(target).rpartition(":")
-            began = time.monotonic()
+            began = self.clock.monotonic()
             try:
                 with socket.create_connection((host, int(port)), timeout=5):
                     pass
                 self.gauge("network.reachable", 1, tags={"target": str(target)})
-                self.gauge("network.connect_time", (time.monotonic() - began) * 1000, "ms",
+                self.gauge("network.connect_time", (self.clock.monotonic() - began) * 1000,
+                           "ms",
                            tags={"target": str(target)})
             except (OSError, ValueError):
                 self.gauge("network.reachable", 0, tags={"target": str(target)})
