@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from gateway import __version__
 from gateway.app.gates import make_gate
 from gateway.app.httpapi import StatusServer
+from gateway.app.statusled import StatusLed, led_state
 from gateway.app.supervise import Supervisor
 from gateway.clock import Clock
 from gateway.config.load import data_dir
@@ -118,6 +119,8 @@ class Gateway:
         self.restart_for_recovery = False
         self._stop = asyncio.Event()
         self.supervisor = Supervisor(self.stats, clock, self.request_stop)
+        #: the LED on the box (gateway.status_led_pin), lit once the gateway runs
+        self.status_led: StatusLed | None = None
 
     def _outbox(self) -> Outbox:
         return Outbox(self.data_dir, self.config.store.durability, clock=self.clock)
@@ -179,6 +182,8 @@ class Gateway:
             await asyncio.to_thread(self.alerting.start)
         for source in self.sources:
             source.start()
+        if self.config.gateway.status_led_pin is not None:
+            self.status_led = StatusLed(self.config.gateway.status_led_pin)
         log.info("gateway %s %s running: %d device(s), %d topic filter(s), sinks: %s; store %s",
                  self.config.gateway.name, __version__, len(self.config.devices),
                  len(self.decoder.subscriptions()),
@@ -196,6 +201,8 @@ class Gateway:
             await asyncio.to_thread(self.ingest.stop)
             for source in self.sources:
                 await asyncio.to_thread(source.stop)
+            if self.status_led is not None:
+                self.status_led.close()
             if self.alerting is not None:
                 await asyncio.to_thread(self.alerting.stop)
             for f in self.forwarders:
@@ -266,12 +273,22 @@ class Gateway:
             await self._refresh_store_figures(reader)
             for source in self.sources:
                 source.tick()
+            if self.status_led is not None:
+                self._show_led()
             now = self.clock.monotonic()
             if now >= due:
                 due = now + interval
                 readings = self.self_metrics.collect(self.stats, self.backlogs, self.clock.now())
                 self.ingest.submit_readings(readings)
             await self.clock.asleep(min(2.0, interval))
+
+    def _show_led(self) -> None:
+        assert self.status_led is not None
+        rows = {b.sink: b.rows for b in self.backlogs}
+        sinks = [{"state": f.state, "backlog_rows": rows.get(f.sink.name, 0)}
+                 for f in self.forwarders]
+        alerts = len(self.alerting.open_alerts()) if self.alerting is not None else 0
+        self.status_led.show(led_state(self.health(), sinks, alerts))
 
     def _prometheus_extra(self) -> list[tuple[str, dict[str, str], float]]:
         now = self.clock.now()

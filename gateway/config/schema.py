@@ -109,9 +109,15 @@ class GatewaySection:
     device_time: DeviceTimeConfig = field(
         default_factory=DeviceTimeConfig,
         metadata=doc("when to believe the time a device puts in its payloads"))
+    status_led_pin: int | None = field(default=None, metadata=doc(
+        "BCM GPIO number of an LED that shows how the gateway is: lit steady when all "
+        "is well, slow blink while readings wait to be sent, fast blink while it is "
+        "degraded or an alert is open (gpiozero)"))
 
     def check(self) -> Iterator[tuple[str, str]]:
         yield from name_problems("name", self.name, "gateway name")
+        if self.status_led_pin is not None and not 0 <= self.status_led_pin <= 53:
+            yield "status_led_pin", "a BCM GPIO number, 0 to 53 (e.g. 23)"
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
