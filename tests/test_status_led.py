@@ -12,10 +12,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from firmware_sim.car.pty import PseudoTerminal
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 from reliability.inprocess import GatewayThread, TestClock
+
+from firmware_sim.car.pty import PseudoTerminal
 
 LED = 23
 
