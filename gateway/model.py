@@ -55,6 +55,12 @@ class Reading:
         }
 
 
+#: tags that say when a reading was taken, not which series it belongs to (a vehicle's
+#: trip): stored and sent with it, but the latest value of a series and a monitor's
+#: groups do not split on them
+CONTEXT_TAGS = frozenset({"trip"})
+
+
 @dataclass(frozen=True, slots=True)
 class RawMessage:
     """What a source hands on: where it came from, the bytes, and when it arrived.

@@ -28,9 +28,14 @@ def test_a_sink_waits_while_the_van_drives_and_sends_everything_once_parked(
         "sinks": [{"name": "depot", "type": "influx", "url": victoria.url,
                    "forward_when": {"metric": "vehicle.ignition", "device": "van",
                                     "equals": 0}}],
+        # The readings of a trip carry its tag: still the same ignition to the condition.
+        "trips": {"ignition": "van"},
     })
     gw.start()
     speeds = [float(v) for v in range(30, 60, 3)]
+    # Parked first (the condition holds), then the trip.
+    publisher.publish("van/state", json.dumps({"ignition": 0}), qos=1).wait_for_publish(5)
+    assert gw.wait_for(lambda s: s["sinks"][0]["state"] in ("ok", "idle"), 10)
     for n, speed in enumerate(speeds):
         payload = {"ignition": 1, "speed": speed} if n else {"ignition": 1}
         publisher.publish("van/state", json.dumps(payload), qos=1).wait_for_publish(5)

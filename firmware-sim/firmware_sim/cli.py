@@ -27,7 +27,7 @@ from firmware_sim.devices.base import ScenarioError
 from firmware_sim.network import BrokerNetwork, Network, Recording
 from firmware_sim.runner import ScenarioRun
 from firmware_sim.scenario import format_duration, load_scenario, parse_duration, scenario_names
-from firmware_sim.site import gateway_config, gateway_devices, load_site
+from firmware_sim.site import gateway_config, gateway_devices, gateway_sources, load_site
 
 
 def _broker(text: str) -> tuple[str, int]:
@@ -120,15 +120,17 @@ def cmd_list(out: IO[str]) -> int:
 
 
 def cmd_config(args: argparse.Namespace, out: IO[str]) -> int:
+    overrides: Any = None
     if args.scenario:
         sc = load_scenario(args.scenario)
-        site, devices = sc.site, gateway_devices(sc.site, sc.devices)
+        site, overrides = sc.site, sc.devices
     elif args.site:
         site = load_site(args.site)
-        devices = gateway_devices(site)
     else:
         raise ScenarioError("give --scenario NAME or --site NAME")
-    yaml.safe_dump(gateway_config(site, devices), out, sort_keys=False)
+    devices = gateway_devices(site, overrides)
+    sources = gateway_sources(site, overrides)
+    yaml.safe_dump(gateway_config(site, devices, sources), out, sort_keys=False)
     return 0
 
 

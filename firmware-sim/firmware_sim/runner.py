@@ -106,6 +106,9 @@ class ScenarioRun:
     def gateway_devices(self) -> list[dict[str, Any]]:
         return self.built.gateway_devices()
 
+    def gateway_sources(self) -> list[dict[str, Any]]:
+        return self.built.gateway_sources()
+
     def _schedule(self) -> None:
         sim = self.sim
         for event in self.scenario.events:

@@ -77,6 +77,9 @@ class Built:
     def gateway_devices(self) -> list[dict[str, Any]]:
         return [entry for d in self.devices for entry in d.gateway_devices()]
 
+    def gateway_sources(self) -> list[dict[str, Any]]:
+        return [entry for d in self.devices for entry in d.gateway_sources()]
+
 
 def build(site: Site, sim: Simulation, overrides: Mapping[str, Mapping[str, Any]] | None = None
           ) -> Built:
@@ -108,8 +111,19 @@ def gateway_devices(site: Site, overrides: Mapping[str, Mapping[str, Any]] | Non
     return build(site, Simulation(0, timezone=site.timezone), overrides).gateway_devices()
 
 
-def gateway_config(site: Site, devices: list[dict[str, Any]]) -> dict[str, Any]:
+def gateway_sources(site: Site, overrides: Mapping[str, Mapping[str, Any]] | None = None
+                    ) -> list[dict[str, Any]]:
+    """The gateway `sources:` entries a site's serial devices need (their `link` paths)."""
+    return build(site, Simulation(0, timezone=site.timezone), overrides).gateway_sources()
+
+
+def gateway_config(site: Site, devices: list[dict[str, Any]],
+                   sources: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The gateway config (as a dict for YAML) that reads this site's devices."""
     gw = dict(site.gateway)
     gw.setdefault("timezone", site.timezone)
-    return {"gateway": gw, "devices": devices}
+    config: dict[str, Any] = {"gateway": gw}
+    if sources:
+        config["sources"] = sources
+    config["devices"] = devices
+    return config

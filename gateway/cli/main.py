@@ -273,7 +273,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("gateway demo needs the simulator (firmware_sim), installed with the gateway "
               "from its source tree", file=sys.stderr)
         return EXIT_PROBLEM
-    opts = DemoOptions(broker=args.broker, protocol=args.protocol, scenario=args.scenario,
+    scenario = args.scenario or DEMO_SITES[args.site]
+    opts = DemoOptions(broker=args.broker, protocol=args.protocol, scenario=scenario,
                        speed=args.speed, seed=args.seed, data_dir=Path(args.data_dir),
                        duration=args.duration, refresh=args.refresh, influx=args.influx)
     try:
@@ -281,6 +282,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except (ScenarioError, ConfigError, RuntimeError) as exc:
         print(f"gateway demo: {exc}", file=sys.stderr)
         return EXIT_PROBLEM
+
+
+#: `gateway demo --site`: the scenario each site's demo plays
+DEMO_SITES = {"hall": "demo-day", "van": "van-day"}
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -345,8 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="HOST:PORT of a broker to use (default: start one in-process)")
     p.add_argument("--protocol", default="5", choices=["5", "3.1.1"],
                    help="MQTT version of the --broker (default 5)")
-    p.add_argument("--scenario", default="demo-day",
-                   help="a gateway-sim scenario (gateway-sim list)")
+    p.add_argument("--site", choices=sorted(DEMO_SITES), default="hall",
+                   help="hall: the village hall's day (default); van: a delivery van's "
+                        "morning over its OBD-II adapter and GPS, its office copy sent "
+                        "only while it is parked")
+    p.add_argument("--scenario", help="any gateway-sim scenario instead (gateway-sim list)")
     p.add_argument("--speed", type=float, default=60.0,
                    help="simulated seconds per real second (default 60: an hour a minute)")
     p.add_argument("--seed", type=int, default=0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import signal
 import sys
@@ -78,9 +79,24 @@ def demo_alerts(inbox: str, speed: float, devices: list[str]) -> dict[str, Any]:
     }
 
 
+def van_alerts(inbox: str, speed: float, engine: str) -> dict[str, Any]:
+    """The van's alert for the demo: the check-engine lamp, told to the depot."""
+    return {
+        "people": [{"name": "depot", "channels": [inbox]}],
+        "monitors": [
+            {"name": "check-engine", "type": "state", "metric": "vehicle.trouble_codes",
+             "devices": [engine], "above": 0, "duration": round(max(0.5, 60 / speed), 2),
+             "message": "{{#is_alert}}The van's engine reports a trouble code: book it in."
+                        "{{/is_alert}}{{#is_recovery}}The trouble code has been cleared."
+                        "{{/is_recovery}}"}],
+        "alerting": {"board": False, "retry_min": 0.5, "retry_max": 2},
+    }
+
+
 def demo_config(site: Any, devices: list[dict[str, Any]], host: str, port: int, protocol: str,
                 http_port: int, influx: str | None, readings: Path,
-                alerts: dict[str, Any] | None = None) -> dict[str, Any]:
+                alerts: dict[str, Any] | None = None,
+                sources: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     sinks: list[dict[str, Any]] = [
         # An absolute path: a relative one would be inside the store's folder (data_dir).
         {"name": "local", "type": "file", "path": str(readings), "max_bytes": 5_000_000,
@@ -90,7 +106,20 @@ def demo_config(site: Any, devices: list[dict[str, Any]], host: str, port: int, 
         sinks.append({"name": "influx", "type": "influx", "url": influx})
     from firmware_sim.site import gateway_config
 
-    config = gateway_config(site, devices)
+    # Simulated time runs fast: look for a port, or a car that has woken, often.
+    quick = {"serial": {"retry_min": 0.2, "retry_max": 1},
+             "elm327": {"retry_min": 0.2, "retry_max": 1, "idle_every": 0.5}}
+    config = gateway_config(site, devices, [{**s, **quick.get(s["type"], {})}
+                                            for s in sources or ()])
+    engine = next((d["id"] for d in devices if d.get("profile") == "elm327"), None)
+    if engine is not None:
+        # A vehicle: its trips tagged, and the office's copy sent only while the van is
+        # parked (on the depot's Wi-Fi, not paying for mobile data).
+        config["trips"] = {"ignition": engine}
+        sinks.append({"name": "office", "type": "file", "path": str(readings.parent /
+                                                                    "office.jsonl"),
+                      "forward_when": {"metric": "vehicle.ignition", "device": engine,
+                                       "equals": 0}})
     gw = config["gateway"]
     # Simulated time runs `--speed` times faster than the wall clock, so the devices'
     # own clocks (Tasmota Time, Shelly ts) run far ahead of the gateway's: stamp
@@ -118,6 +147,16 @@ class Demo:
         self.refresh = opts.refresh or (1.0 if self.tty else 5.0)
         self.events: collections.deque[str] = collections.deque(maxlen=4)
         self.scenario = load_scenario(opts.scenario)
+        self.data_dir = opts.data_dir.resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # Serial devices (a van's adapter and GPS) on pseudo-terminals linked from the
+        # demo's folder, so its config names them the same way every run.
+        ports = {str(d["id"]): {**self.scenario.devices.get(str(d["id"]), {}),
+                                "link": str(self.data_dir / "ports" / str(d["id"]))}
+                 for d in self.scenario.site.devices if d.get("kind") in ("elm327", "gps")}
+        if ports:
+            self.scenario = dataclasses.replace(
+                self.scenario, devices={**self.scenario.devices, **ports})
         self.embedded: EmbeddedBroker | None = None
         if opts.broker is None:
             port = 1883 if port_free("127.0.0.1", 1883) else free_port()
@@ -128,16 +167,17 @@ class Demo:
         self.network = BrokerNetwork(self.host, self.port)
         self.run = ScenarioRun(self.scenario, self.network, opts.seed, None, opts.speed,
                                report=self._event)
-        self.data_dir = opts.data_dir.resolve()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.http_port = free_port()
         self.config_path = self.data_dir / "demo.yaml"
         self.inbox = Inbox("127.0.0.1", free_port(), self.data_dir / "notifications.jsonl")
         devices = self.run.gateway_devices()
+        engine = next((d["id"] for d in devices if d.get("profile") == "elm327"), None)
+        alerts = van_alerts(self.inbox.url, opts.speed, engine) if engine else \
+            demo_alerts(self.inbox.url, opts.speed, [d["id"] for d in devices])
         config = demo_config(self.scenario.site, devices, self.host,
                              self.port, self.protocol, self.http_port, opts.influx,
-                             self.data_dir / "readings.jsonl",
-                             demo_alerts(self.inbox.url, opts.speed, [d["id"] for d in devices]))
+                             self.data_dir / "readings.jsonl", alerts,
+                             self.run.gateway_sources())
         self.config_path.write_text(
             "# Written by `gateway demo`; `gateway run --config` on it works too.\n"
             + yaml.safe_dump(config, sort_keys=False))

@@ -88,7 +88,8 @@ def render(status: Mapping[str, Any], now: float, header: Sequence[str],
                 f"{'?' if backlog is None else backlog} rows, delivered "
                 f"{sink.get('delivered', 0):.0f}")
         if sink.get("last_error"):
-            line += f"; last error: {sink['last_error']}"
+            line += ("; " if sink.get("state") == "waiting" else "; last error: ") + \
+                sink["last_error"]
         lines.append(line)
     lines.extend(footer)
     return "\n".join(lines)

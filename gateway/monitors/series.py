@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 
-from gateway.model import Reading
+from gateway.model import CONTEXT_TAGS, Reading
 
 #: most buckets a window group keeps (a bound on memory per group)
 MAX_BUCKETS = 400
@@ -205,7 +205,8 @@ class LatestStore:
         if device is None or (self.devices is not None and device not in self.devices):
             return None
         base = self.base.get(device, frozenset())
-        extra = sorted((k, v) for k, v in r.tags.items() if k not in base and k != "device")
+        extra = sorted((k, v) for k, v in r.tags.items()
+                       if k not in base and k != "device" and k not in CONTEXT_TAGS)
         key = f"device:{device}" + "".join(f",{k}:{v}" for k, v in extra)
         s = self.series.get(key)
         if s is None:

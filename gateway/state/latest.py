@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from gateway.model import Reading
+from gateway.model import CONTEXT_TAGS, Reading
 
 
 class LatestValues:
@@ -36,8 +36,10 @@ class LatestValues:
     def _label(self, r: Reading, device: str) -> str:
         label = r.metric
         if len(r.tags) > len(self._base[device]):
-            extra = [f"{k}={v}" for k, v in r.tags.items() if k not in self._base[device]]
-            label = f"{r.metric}{{{','.join(sorted(extra))}}}"
+            extra = [f"{k}={v}" for k, v in r.tags.items()
+                     if k not in self._base[device] and k not in CONTEXT_TAGS]
+            if extra:
+                label = f"{r.metric}{{{','.join(sorted(extra))}}}"
         return label
 
     def update(self, readings: Iterable[Reading]) -> None:

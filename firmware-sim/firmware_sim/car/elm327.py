@@ -291,6 +291,13 @@ class Elm327Device(SimDevice):
                 port.write(answer, wait=1.0)
             pending = pending[-256:]  # no CR in sight: the chip's buffer is not endless either
 
+    def gateway_devices(self) -> list[dict[str, Any]]:
+        return [{"id": self.id, "profile": "elm327", "source": self.id}]
+
+    def gateway_sources(self) -> list[dict[str, Any]]:
+        port = self.spec.get("link") or self.endpoint()
+        return [{"name": self.id, "type": "elm327", "port": str(port)}] if port else []
+
     def endpoint(self) -> str | None:
         return self.port.path if self.port is not None else None
 

@@ -41,7 +41,7 @@ class GpsDevice(SimDevice):
     """
 
     kind: ClassVar[str] = "gps"
-    actions: ClassVar[tuple[str, ...]] = ()
+    actions: ClassVar[tuple[str, ...]] = ("no-fix",)
     settings: ClassVar[tuple[str, ...]] = ("id", "kind", "period", "link", "power", "fix_after",
                                            "talker")
 
@@ -70,6 +70,7 @@ class GpsDevice(SimDevice):
         self.dropped = {"no-reader": 0, "buffer-full": 0}
         self.fix: nmea.Fix | None = None
         self._north = self._east = 0.0  # the fix's wander, metres
+        self.blind_until = 0.0  # a cutting or a tunnel: no fix until then
         self._satellites = 8
 
     def start(self, net: Network | None) -> None:
@@ -92,7 +93,7 @@ class GpsDevice(SimDevice):
         if self.powered_at is None:
             self.powered_at = now
         self._wander()
-        if now - self.powered_at < self.fix_after:
+        if now - self.powered_at < self.fix_after or now < self.blind_until:
             self.fix = None
         else:
             dlat = math.degrees(self._north / EARTH_RADIUS_M)
@@ -105,6 +106,13 @@ class GpsDevice(SimDevice):
                 geoid_sep=GEOID_SEPARATION_M)
         for line in (nmea.rmc(self.talker, now, self.fix), nmea.gga(self.talker, now, self.fix)):
             self._send(line)
+
+    def do_no_fix(self, args: Mapping[str, Any]) -> None:
+        """A dead spot: a deep cutting, a tunnel, tall trees; no fix `for` a while (default
+        2 minutes), the receiver still sending its sentences, void."""
+        from firmware_sim.scenario import parse_duration  # the scenario reads the site
+
+        self.blind_until = self.sim.now + parse_duration(args.get("for", 120), "no-fix: for")
 
     def _wander(self) -> None:
         # A random walk pulled back to the truth: metres of error that change slowly.
@@ -124,6 +132,13 @@ class GpsDevice(SimDevice):
                 self.dropped["buffer-full"] += 1
             else:
                 self.sent += 1
+
+    def gateway_devices(self) -> list[dict[str, Any]]:
+        return [{"id": self.id, "profile": "nmea", "source": self.id}]
+
+    def gateway_sources(self) -> list[dict[str, Any]]:
+        port = self.spec.get("link") or self.endpoint()
+        return [{"name": self.id, "type": "serial", "port": str(port)}] if port else []
 
     def endpoint(self) -> str | None:
         return self.port.path if self.port is not None else None

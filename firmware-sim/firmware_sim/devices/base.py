@@ -56,6 +56,10 @@ class SimDevice:
         """The gateway config entries (id, profile, params...) that read this device."""
         return []
 
+    def gateway_sources(self) -> list[dict[str, Any]]:
+        """The gateway `sources:` entries this device needs (a serial port), if any."""
+        return []
+
     def start(self, net: Network | None) -> None:
         """Connect (if MQTT) and schedule the firmware's periodic work."""
 
