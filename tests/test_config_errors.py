@@ -33,7 +33,7 @@ def test_unknown_keys_are_errors_with_their_path_and_a_suggestion():
     found = problems(GOOD.replace("{name: hall}", "{name: hall, data_dri: x}"))
     assert found == [("gateway.data_dri: unknown key (did you mean 'data_dir'?); allowed here: "
                       "data_dir, device_time, http, name, profiles_dirs, self_metrics_interval, "
-                      "tags, timezone")]
+                      "status_led_pin, tags, timezone")]
 
 
 def test_every_problem_is_reported_not_just_the_first():
