@@ -111,3 +111,27 @@ def publisher(mosquitto: Mosquitto):
     finally:
         client.loop_stop()
         client.disconnect()
+
+
+@pytest.fixture
+def pins() -> Iterator[object]:
+    """gpiozero's mock pins as the pin factory of everything made meanwhile (drive an
+    input with pins.pin(17).drive_high(); read an output's pins.pin(23).state)."""
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    Device.pin_factory = MockFactory()
+    yield Device.pin_factory
+    Device.pin_factory.reset()
+    Device.pin_factory = None
+
+
+@pytest.fixture
+def van(tmp_path: Path) -> Iterator[object]:
+    """The simulated van (tests/programs/van.py) running on the wall clock, parked."""
+    from programs.van import Van
+
+    v = Van(tmp_path)
+    v.start()
+    yield v
+    v.close()

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
-
 from gateway.clock import ManualClock
 from gateway.config.load import parse_config
 from gateway.health.stats import Stats
@@ -18,14 +14,6 @@ from gateway.notify.alerting import Alerting
 
 T0 = 1_790_000_000.0
 LAMP, BUZZER = 17, 27
-
-
-@pytest.fixture
-def pins():
-    Device.pin_factory = MockFactory()
-    yield Device.pin_factory
-    Device.pin_factory.reset()
-    Device.pin_factory = None
 
 
 def power(value: float, ts: float) -> Reading:

@@ -12,17 +12,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-from programs.van import Van
-
-
-@pytest.fixture
-def van(tmp_path):
-    v = Van(tmp_path)
-    v.start()
-    yield v
-    v.close()
-
 
 def series_values(victoria, name: str, **labels: str) -> list[float]:
     match = "{" + ",".join([f'__name__="{name}"', *(f'{k}="{v}"' for k, v in labels.items())]) \

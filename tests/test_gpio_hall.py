@@ -14,20 +14,9 @@ import json
 import time
 from pathlib import Path
 
-import pytest
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
 from reliability.inprocess import GatewayThread, TestClock
 
 MOTION, DOOR, BUTTON = 17, 27, 22
-
-
-@pytest.fixture
-def pins():
-    Device.pin_factory = MockFactory()
-    yield Device.pin_factory
-    Device.pin_factory.reset()
-    Device.pin_factory = None
 
 
 def readings(gw: GatewayThread) -> list[dict]:

@@ -13,17 +13,6 @@ import json
 import time
 from pathlib import Path
 
-import pytest
-from programs.van import Van
-
-
-@pytest.fixture
-def van(tmp_path):
-    v = Van(tmp_path)
-    v.start()
-    yield v
-    v.close()
-
 
 def gps_config(mosquitto, port: Path) -> dict:
     return {

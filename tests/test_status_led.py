@@ -11,22 +11,11 @@ from __future__ import annotations
 
 import time
 
-import pytest
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
 from reliability.inprocess import GatewayThread, TestClock
 
 from firmware_sim.car.pty import PseudoTerminal
 
 LED = 23
-
-
-@pytest.fixture
-def pins():
-    Device.pin_factory = MockFactory()
-    yield Device.pin_factory
-    Device.pin_factory.reset()
-    Device.pin_factory = None
 
 
 def pattern(pin, seconds: float = 2.6) -> str:

@@ -34,7 +34,7 @@ import serial
 from gateway.clock import Clock
 from gateway.health.stats import Stats
 from gateway.model import RawMessage
-from gateway.sources.base import SourceContext, Submit
+from gateway.sources.base import Submit
 from gateway.sources.elm327_config import PID_NAMES, Elm327SourceConfig, pid_number
 from gateway.sources.obd import CAN, Answer, read_answer, supported, trouble_codes
 from gateway.sources.port import Opener, PortGone, PortSource
@@ -52,14 +52,9 @@ class Elm327Source(PortSource):
     kind = "obd"
     what = "ELM327 adapter"
 
-    @classmethod
-    def build(cls, config: Any, context: SourceContext) -> Elm327Source:
-        return cls(config, context.clock, context.stats, context.submit)
-
     def __init__(self, config: Elm327SourceConfig, clock: Clock, stats: Stats, submit: Submit,
                  opener: Opener = serial.serial_for_url) -> None:
-        super().__init__(config.name, config.port, config.baudrate, config.retry_min,
-                         config.retry_max, clock, stats, submit, opener)
+        super().__init__(config, clock, stats, submit, opener)
         self.config = config
         self.pids = {pid_number(str(k)) or 0: float(v) for k, v in config.pids.items()}
         self.protocol = 0  # the one in use (ATDPN), once the car answered

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
-from gateway.config.schema import SourceCommon
 from gateway.config.validate import Duration, doc
+from gateway.sources.port_config import PortSourceConfig
 
 #: mode 01 PIDs by the names a config may use (SAE J1979); two hex digits work too
 PID_NAMES = {
@@ -36,7 +36,7 @@ def pid_number(name: str) -> int | None:
 
 
 @dataclass(frozen=True)
-class Elm327SourceConfig(SourceCommon):
+class Elm327SourceConfig(PortSourceConfig):
     type: Literal["elm327"] = "elm327"
     port: str = field(default="", metadata=doc(
         "the adapter's port: /dev/ttyUSB0, /dev/rfcomm0 (Bluetooth), /dev/serial/by-id/..., "
@@ -63,17 +63,9 @@ class Elm327SourceConfig(SourceCommon):
     answer_timeout: Duration = field(default=Duration(5.0), metadata=doc(
         "longest wait for the adapter's prompt after a request (a protocol search can "
         "take several seconds)"))
-    retry_min: Duration = field(default=Duration(1.0), metadata=doc(
-        "first wait before opening the port again after it failed or disappeared"))
-    retry_max: Duration = field(default=Duration(30.0), metadata=doc(
-        "longest wait between attempts (the wait doubles up to this)"))
 
     def check(self) -> Iterator[tuple[str, str]]:
-        yield from SourceCommon.check(self)
-        if not self.port.strip():
-            yield "port", "name the adapter's port, e.g. /dev/ttyUSB0"
-        if self.baudrate <= 0:
-            yield "baudrate", "must be more than 0, e.g. 38400"
+        yield from PortSourceConfig.check(self)
         if not _PROTOCOL.match(self.protocol):
             yield "protocol", "an ATSP value: 0 (search), 1 to C, or A and one of them"
         for name in self.pids:
@@ -85,5 +77,3 @@ class Elm327SourceConfig(SourceCommon):
             yield "pids", "name at least one PID to poll, e.g. {rpm: 1s}"
         if self.answer_timeout <= 0 or self.idle_every <= 0:
             yield "answer_timeout", "answer_timeout and idle_every must be more than 0"
-        if self.retry_min <= 0 or self.retry_max < self.retry_min:
-            yield "retry_max", "retry_min must be more than 0 and retry_max at least retry_min"

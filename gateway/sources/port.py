@@ -19,7 +19,8 @@ import serial
 
 from gateway.clock import Clock
 from gateway.health.stats import Stats
-from gateway.sources.base import Source, Submit
+from gateway.sources.base import Source, SourceContext, Submit
+from gateway.sources.port_config import PortSourceConfig
 
 log = logging.getLogger("gateway.serial")
 
@@ -43,14 +44,17 @@ class PortSource(Source):
     #: what status calls the thing on the port ("serial source", "ELM327 adapter")
     what = "serial source"
 
-    def __init__(self, name: str, port: str, baudrate: int, retry_min: float,
-                 retry_max: float, clock: Clock, stats: Stats, submit: Submit,
+    @classmethod
+    def build(cls, config: Any, context: SourceContext) -> PortSource:
+        return cls(config, context.clock, context.stats, context.submit)
+
+    def __init__(self, config: PortSourceConfig, clock: Clock, stats: Stats, submit: Submit,
                  opener: Opener = serial.serial_for_url) -> None:
-        super().__init__(name)
-        self.port_name = port
-        self.baudrate = baudrate
-        self.retry_min = float(retry_min)
-        self.retry_max = float(retry_max)
+        super().__init__(config.name)
+        self.port_name = config.port
+        self.baudrate = config.baudrate
+        self.retry_min = float(config.retry_min)
+        self.retry_max = float(config.retry_max)
         self.clock = clock
         self.stats = stats
         self.submit = submit

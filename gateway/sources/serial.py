@@ -22,7 +22,7 @@ import serial
 from gateway.clock import Clock
 from gateway.health.stats import Stats
 from gateway.model import RawMessage
-from gateway.sources.base import SourceContext, Submit
+from gateway.sources.base import Submit
 from gateway.sources.port import PORT_ERRORS, Opener, PortSource, log, words
 from gateway.sources.serial_config import SerialSourceConfig
 
@@ -30,14 +30,9 @@ from gateway.sources.serial_config import SerialSourceConfig
 class SerialSource(PortSource):
     kind = "serial"
 
-    @classmethod
-    def build(cls, config: Any, context: SourceContext) -> SerialSource:
-        return cls(config, context.clock, context.stats, context.submit)
-
     def __init__(self, config: SerialSourceConfig, clock: Clock, stats: Stats, submit: Submit,
                  opener: Opener = serial.serial_for_url) -> None:
-        super().__init__(config.name, config.port, config.baudrate, config.retry_min,
-                         config.retry_max, clock, stats, submit, opener)
+        super().__init__(config, clock, stats, submit, opener)
         self.config = config
         self._warned_long = False
         encoding = config.encoding.lower().replace("_", "-")
