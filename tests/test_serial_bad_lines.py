@@ -1,8 +1,8 @@
 """What a serial line throws at the gateway besides readings: a boot banner, a sentence
 whose checksum is wrong, bytes that are not text, a runaway line with no end in sight.
 Each is counted by its reason; the good lines around them all arrive. And a port that
-is not there at start is named in status while the gateway runs its other sources,
-and read as soon as it appears.
+is not there at start, or that another program holds, is named in status while the
+gateway runs its other sources, and read as soon as it can be.
 
 Real programs: Mosquitto, a gateway process, a pseudo-terminal written here.
 """
@@ -96,3 +96,25 @@ def test_a_port_missing_at_start_is_named_and_read_once_it_appears(mosquitto, ma
         port.close()
     # Said once while it stayed missing, not once a retry.
     assert gw.log_text().count("cannot open") == 1, gw.log_text()
+
+
+def test_a_port_another_program_holds_is_named_busy_and_read_once_free(mosquitto,
+                                                                       make_gateway, tmp_path):
+    import serial
+
+    link = tmp_path / "gps"
+    port = PseudoTerminal(str(link))
+    other = serial.Serial(str(link), 9600, exclusive=True)  # gpsd, say, got there first
+    try:
+        gw = make_gateway(config(mosquitto, link))
+        gw.start()
+        assert gw.wait_for(lambda s: "cannot open" in s["sources"][0]["problem"], 10)
+        problem = gw.status()["sources"][0]["problem"]
+        assert str(link) in problem and "lock" in problem.lower(), problem
+        other.close()  # the other program lets go
+        assert gw.wait_for(lambda s: s["sources"][0]["ready"], 10), gw.status()
+        port.write(nmea.rmc("GP", time.time(), fix(53.4)), wait=2.0)
+        assert gw.wait_for(lambda s: metrics(gw, "gps.latitude") != [], 10)
+    finally:
+        other.close()
+        port.close()
