@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from gateway import __version__
 from gateway.app.gates import make_gate
 from gateway.app.httpapi import StatusServer
+from gateway.app.learned import remember_learned
 from gateway.app.statusled import StatusLed, led_state
 from gateway.app.supervise import Supervisor
 from gateway.clock import Clock
@@ -70,6 +71,7 @@ class Gateway:
                                config.mqtt.max_payload_bytes,
                                config.mqtt.max_readings_per_message,
                                TimePolicy.from_config(config))
+        remember_learned(self.decoder, self.data_dir)
         store = config.store
         self.inflight = InFlight()
         self.ingest = Ingest(self._outbox, self.decoder, self.stats, store.commit_interval,

@@ -17,7 +17,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -192,6 +192,8 @@ class Decoder:
         self.base_tags: dict[str, dict[str, str]] = {}
         #: what devices said of themselves (gateway.profiles.learn), by device id
         self.learned: dict[str, dict[str, Learned]] = {}
+        #: told when a device has described itself anew (the gateway keeps it on disk)
+        self.on_learn: Callable[[dict[str, dict[str, Learned]]], None] | None = None
         self._contradictions: set[tuple[str, str]] = set()
         #: every route of a device, by device id
         self.routes_of: dict[str, list[_Route]] = {}
@@ -434,7 +436,11 @@ class Decoder:
             return
         found = {k: replace(v, source=topic) for k, v in found.items()}
         device = route.device.id
-        self.learned.setdefault(device, {}).update(found)
+        known = self.learned.setdefault(device, {})
+        if any(known.get(k) != v for k, v in found.items()):
+            known.update(found)
+            if self.on_learn is not None:
+                self.on_learn(self.learned)
         for other in self.routes_of.get(device, ()):
             for f in other.fields:
                 said = found.get(f.path[0]) if len(f.path) == 1 else None

@@ -97,3 +97,23 @@ def _discovery(body: Any, params: Mapping[str, Any], captures: Mapping[str, str]
 
 #: learner name (a message rule's `learn:`) -> what it makes of a describing message
 LEARNERS = {"zigbee2mqtt-exposes": _zigbee, "ha-discovery": _discovery}
+
+
+def learned_to_json(learned: Mapping[str, Mapping[str, Learned]]) -> dict[str, Any]:
+    """What devices said of themselves, as JSON data (kept across restarts)."""
+    return {device: {key: {"unit": v.unit, "values": list(v.values),
+                           "device_class": v.device_class, "source": v.source}
+                     for key, v in said.items()}
+            for device, said in learned.items()}
+
+
+def learned_from_json(data: Any) -> dict[str, dict[str, Learned]]:
+    """The opposite of learned_to_json; what does not read as one is left out."""
+    out: dict[str, dict[str, Learned]] = {}
+    for device, said in (data.items() if isinstance(data, dict) else ()):
+        for key, v in (said.items() if isinstance(said, dict) else ()):
+            if isinstance(v, dict):
+                out.setdefault(str(device), {})[str(key)] = Learned(
+                    str(v.get("unit") or ""), tuple(str(w) for w in v.get("values") or ()),
+                    str(v.get("device_class") or ""), str(v.get("source") or ""))
+    return out
