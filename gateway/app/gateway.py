@@ -27,6 +27,7 @@ from gateway.app.httpapi import StatusServer
 from gateway.app.learned import remember_learned
 from gateway.app.statusled import StatusLed, led_state
 from gateway.app.supervise import Supervisor
+from gateway.app.systemd import STUCK, ServiceManager
 from gateway.clock import Clock
 from gateway.config.load import data_dir
 from gateway.config.schema import Config
@@ -123,6 +124,10 @@ class Gateway:
         self.supervisor = Supervisor(self.stats, clock, self.request_stop)
         #: the LED on the box (gateway.status_led_pin), lit once the gateway runs
         self.status_led: StatusLed | None = None
+        #: systemd's notify socket, when run as a Type=notify service
+        self.service = ServiceManager()
+        self._sink_tasks: list[asyncio.Task[None]] = []
+        self._told_wedged = False
 
     def _outbox(self) -> Outbox:
         return Outbox(self.data_dir, self.config.store.durability, clock=self.clock)
@@ -167,6 +172,7 @@ class Gateway:
         tasks = [asyncio.create_task(self.supervisor.keep_running(f"sink {f.sink.name}", f.run),
                                      name=f"sink-{f.sink.name}")
                  for f in self.forwarders]
+        self._sink_tasks = tasks
         http = self.config.gateway.http
         if http.enabled:
             token = self.config.alerting.ack_token
@@ -191,6 +197,7 @@ class Gateway:
                  len(self.decoder.subscriptions()),
                  ", ".join(s.name for s in self.config.sinks) or "none",
                  reader.path)
+        self.service.ready(self._service_status())
         metrics_task = asyncio.create_task(self.supervisor.keep_running(
             "self-metrics", lambda: self._self_metrics_loop(reader)))
         watch_task = asyncio.create_task(self._watch())
@@ -198,6 +205,7 @@ class Gateway:
             await self._stop.wait()
         finally:
             log.info("stopping: committing and acknowledging what has arrived")
+            self.service.stopping()
             metrics_task.cancel()
             watch_task.cancel()
             await asyncio.to_thread(self.ingest.stop)
@@ -277,12 +285,40 @@ class Gateway:
                 source.tick()
             if self.status_led is not None:
                 self._show_led()
+            self._tell_systemd()
             now = self.clock.monotonic()
             if now >= due:
                 due = now + interval
                 readings = self.self_metrics.collect(self.stats, self.backlogs, self.clock.now())
                 self.ingest.submit_readings(readings)
             await self.clock.asleep(min(2.0, interval))
+
+    def _service_status(self) -> str:
+        """systemctl status's one line: what is wrong, else what is stored and waits."""
+        trouble = self.health()
+        if trouble:
+            return "degraded: " + "; ".join(trouble)[:300]
+        rows = {b.sink: b.rows for b in self.backlogs}
+        waits = ", ".join(f"{f.sink.name} {rows.get(f.sink.name, 0)}" for f in self.forwarders)
+        return (f"running: {self.stats.total('gateway.stored'):.0f} readings stored"
+                + (f"; backlog {waits}" if waits else ""))
+
+    def _tell_systemd(self) -> None:
+        """STATUS= every round; WATCHDOG=1 only while every part is alive."""
+        self.service.status(self._service_status())
+        if not self.service.ping_every:
+            return
+        busy = self.ingest.busy_since
+        stuck = busy is not None and self.clock.monotonic() - busy > STUCK
+        ingest_alive = self.ingest.died is None and not self.ingest.stopped.is_set()
+        sinks_alive = all(not t.done() for t in self._sink_tasks)
+        if ingest_alive and not stuck and sinks_alive:
+            self.service.alive()
+        elif not self._told_wedged:
+            self._told_wedged = True
+            log.error("no watchdog ping: %s; systemd restarts the gateway when WatchdogSec= "
+                      "runs out", "ingest is stuck in one commit" if stuck else
+                      "ingest is not running" if not ingest_alive else "a sink has stopped")
 
     def _show_led(self) -> None:
         assert self.status_led is not None

@@ -157,6 +157,9 @@ class Ingest:
         #: the gateway's supervisor reports it and stops the process (gateway.app.supervise)
         self.died: BaseException | None = None
         self.stopped = threading.Event()
+        #: since when (monotonic) it has been committing or housekeeping; None while it
+        #: waits for messages: how the watchdog tells a stuck ingest from an idle one
+        self.busy_since: float | None = None
         self.housekeeper: Housekeeper | None = None
         #: who hears of committed readings: latest values, forwarders' wake-up, monitors
         #: (gateway.ingest.fanout)
@@ -225,6 +228,7 @@ class Ingest:
                 batch = _Batch()
                 wait = min(next_round - self.clock.monotonic(), self._throttle.due_in())
                 stopping = self._fill(batch, max(0.0, wait))
+                self.busy_since = self.clock.monotonic()
                 if (batch.messages or batch.readings) and not self._finish(outbox, batch):
                     return
                 self._throttle.flush()  # held-back warnings are told even if none follow
@@ -232,6 +236,7 @@ class Ingest:
                     busy = self._housekeep(outbox)
                     next_round = self.clock.monotonic() + (
                         HOUSEKEEPING_BUSY if busy else HOUSEKEEPING_EVERY)
+                self.busy_since = None
         except sqlite3.Error as exc:
             fault = classify(exc)
             if fault.corrupt:
