@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from gateway import __version__
 from gateway.cli import alerts as alertscli
 from gateway.cli import notify as notifycli
 from gateway.cli import store as storecli
+from gateway.cli.logsetup import setup_logging
 from gateway.clock import SYSTEM
 from gateway.config.load import CONFIG_ENV, DEFAULT_CONFIG, config_path, load_config
 from gateway.config.schema import Config, DeviceConfig
@@ -399,9 +399,7 @@ def _safe_streams() -> None:
 def main(argv: list[str] | None = None) -> int:
     _safe_streams()
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=getattr(logging, args.log_level),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    setup_logging(args.log_level)
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()
