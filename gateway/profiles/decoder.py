@@ -342,6 +342,8 @@ class Decoder:
                 continue
             if rule.when is not None and not rule.when.holds(_get(body, rule.when.keys)):
                 continue
+            if rule.skip and isinstance(body, str) and body in rule.skip:
+                continue  # "no value now": known, nothing to read
             if rule.learn:
                 self._learn(route, body, captures, topic)
                 continue  # a description, not a measurement: nothing to store
@@ -713,13 +715,16 @@ class Decoder:
     def _emit(self, route: _Route, f: _Field, value: Any, captures: dict[str, str], ts: float,
               result: Decoded, where: str, unit: str | None = None) -> None:
         if f.spec.tags:
-            captures = {**captures, **f.spec.tags}
+            captures = {**captures, **{k: v.format_map(captures) if "{" in v else v
+                                       for k, v in f.spec.tags.items()}}
         if type(value) is bool and not f.takes_bool:
             result.problems.append((WRONG_TYPE, (f"device {route.device.id!r} field {where!r}: "
                                                  f"expected a number in {f.unit or f.metric}, "
                                                  f"got {str(value).lower()}")))
             return
         number = _number(value, f.vmap)
+        if isinstance(number, str) and f.spec.also_numbers:
+            number = _number(value, None)
         if isinstance(number, str):
             reason = UNKNOWN_VALUE if f.vmap is not None and isinstance(value, str) else WRONG_TYPE
             result.problems.append((reason, (f"device {route.device.id!r} field {where!r}: "

@@ -95,8 +95,19 @@ def _discovery(body: Any, params: Mapping[str, Any], captures: Mapping[str, str]
     return ha_discovery(body, captures)
 
 
+def _statestream_unit(body: Any, params: Mapping[str, Any], captures: Mapping[str, str]
+                      ) -> dict[str, Learned] | None:
+    """mqtt_statestream's unit_of_measurement attribute (JSON text, "°C") of the entity
+    whose state the ha-statestream profile reads as `<domain>.<entity>`."""
+    domain, entity = captures.get("domain"), captures.get("entity")
+    if not isinstance(body, str) or not domain or not entity:
+        return None
+    return {f"{domain}.{entity}": Learned(body)}
+
+
 #: learner name (a message rule's `learn:`) -> what it makes of a describing message
-LEARNERS = {"zigbee2mqtt-exposes": _zigbee, "ha-discovery": _discovery}
+LEARNERS = {"zigbee2mqtt-exposes": _zigbee, "ha-discovery": _discovery,
+            "ha-statestream-unit": _statestream_unit}
 
 
 def learned_to_json(learned: Mapping[str, Mapping[str, Learned]]) -> dict[str, Any]:

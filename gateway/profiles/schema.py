@@ -74,6 +74,9 @@ class FieldSpec:
     )
     rollup: RollupName | None = field(default=None, metadata=doc(_ROLLUP_DOC))
     array_tag: str = field(default="channel", metadata=doc("tag for elements of an array value"))
+    also_numbers: bool = field(default=False, metadata=doc(
+        "with a map: a number, or text that reads as one, is taken as itself rather than "
+        "refused (Home Assistant states: on/off, or 21.5)"))
     use: str = field(default="", metadata=doc("include a named field group instead"))
     exclude: tuple[str, ...] = field(default=(), metadata=doc("with path '*': keys to skip"))
     nested: bool = field(
@@ -83,7 +86,8 @@ class FieldSpec:
                      "tagged `array_tag` 1, 2 ...)"))
     tags: Mapping[str, str] = field(
         default_factory=_empty,
-        metadata=doc("tags its readings carry, e.g. {phase: a} for one phase of a meter"))
+        metadata=doc("tags its readings carry, e.g. {phase: a} for one phase of a meter; "
+                     "a value may use {capture}s, e.g. {entity_id: \"{domain}.{entity}\"}"))
     units: Mapping[str, str] = field(
         default_factory=_empty,
         metadata=doc("with path '*': the unit of each key, e.g. {Temperature: °C}; others "
@@ -182,14 +186,20 @@ class MessageRule:
         "known value, shown but not stored) or reading (stored like any other, for devices "
         "that publish every reading retained)"))
 
+    skip: tuple[str, ...] = field(default=(), metadata=doc(
+        "payload texts that mean there is no value now (Home Assistant's unavailable, "
+        "unknown): such a message is known and ignored, not a problem"))
     units_from: Mapping[str, str] = field(default_factory=_empty, metadata=doc(
         "payload keys saying which unit the message's values are in, by the unit the "
         "profile reads them in, e.g. {°C: TempUnit, hPa: PressureUnit}: °F and K become "
         "°C, mmHg and inHg hPa; a unit word it does not know drops those values, counted"))
-    learn: Literal["", "zigbee2mqtt-exposes", "ha-discovery"] = field(default="", metadata=doc(
+    learn: Literal["", "zigbee2mqtt-exposes", "ha-discovery",
+                   "ha-statestream-unit"] = field(default="", metadata=doc(
         "the message describes devices (units, enum values) rather than measuring: "
         "zigbee2mqtt-exposes reads Zigbee2MQTT's bridge/devices for this device, "
-        "ha-discovery a Home Assistant discovery config ({component}, {object} captures)"))
+        "ha-discovery a Home Assistant discovery config ({component}, {object} captures), "
+        "ha-statestream-unit an entity's unit_of_measurement attribute from "
+        "mqtt_statestream ({domain}, {entity} captures)"))
 
     def check(self) -> Iterator[tuple[str, str]]:
         if not (self.fields or self.fields_param or self.availability or self.ignore
