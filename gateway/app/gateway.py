@@ -314,6 +314,7 @@ class Gateway:
         sinks_alive = all(not t.done() for t in self._sink_tasks)
         if ingest_alive and not stuck and sinks_alive:
             self.service.alive()
+            self._told_wedged = False
         elif not self._told_wedged:
             self._told_wedged = True
             log.error("no watchdog ping: %s; systemd restarts the gateway when WatchdogSec= "

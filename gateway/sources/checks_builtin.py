@@ -8,7 +8,6 @@ import shutil
 import socket
 import subprocess
 from pathlib import Path
-from typing import Any
 
 from gateway.sources.check import Check
 
@@ -81,9 +80,8 @@ class NetworkCheck(Check):
                 with socket.create_connection((host, int(port)), timeout=5):
                     pass
                 self.gauge("network.reachable", 1, tags={"target": str(target)})
-                self.gauge("network.connect_time", (self.clock.monotonic() - began) * 1000,
-                           "ms",
-                           tags={"target": str(target)})
+                took = (self.clock.monotonic() - began) * 1000
+                self.gauge("network.connect_time", took, "ms", tags={"target": str(target)})
             except (OSError, ValueError):
                 self.gauge("network.reachable", 0, tags={"target": str(target)})
         interface = _default_route()
@@ -112,7 +110,3 @@ class RandomCheck(Check):
 
 BUILT_IN: dict[str, type[Check]] = {"system": SystemCheck, "network": NetworkCheck,
                                     "random": RandomCheck}
-
-
-def options_with(defaults: dict[str, Any], options: Any) -> dict[str, Any]:
-    return {**defaults, **dict(options or {})}
