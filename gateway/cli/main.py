@@ -344,15 +344,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="publish even though the config forwards to real destinations")
 
-    p = command("demo", cmd_demo, "a simulated village hall through the gateway, with a live "
-                                  "view (no hardware, no broker needed)", with_config=False)
+    p = command("demo", cmd_demo, "a simulated village hall (or van) through the gateway, with "
+                                  "a live view (no hardware, no broker needed)", with_config=False)
     p.add_argument("--broker", type=_host_port,
                    help="HOST:PORT of a broker to use (default: start one in-process)")
     p.add_argument("--protocol", default="5", choices=["5", "3.1.1"],
                    help="MQTT version of the --broker (default 5)")
     p.add_argument("--site", choices=sorted(DEMO_SITES), default="hall",
                    help="hall: the village hall's day (default); van: a delivery van's "
-                        "morning over its OBD-II adapter and GPS, its office copy sent "
+                        "round over its OBD-II adapter and GPS, its office copy sent "
                         "only while it is parked")
     p.add_argument("--scenario", help="any gateway-sim scenario instead (gateway-sim list)")
     p.add_argument("--speed", type=float, default=60.0,
