@@ -43,16 +43,22 @@ def readings(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_unknown_keys_get_the_bridges_units_and_enums(mosquitto, make_gateway, publisher):
+def soil_gateway(mosquitto, make_gateway, publisher):
+    """A gateway reading the soil sensor, bridge/devices on the broker retained before it
+    starts (as Zigbee2MQTT leaves it)."""
     publisher.publish("zigbee2mqtt/bridge/devices", json.dumps(BRIDGE_DEVICES), qos=1,
                       retain=True).wait_for_publish(5)
-    gw = make_gateway({
+    return make_gateway({
         "gateway": {"name": "hall", "self_metrics_interval": 3600},
         "mqtt": {"host": mosquitto.host, "port": mosquitto.port},
         "store": {"commit_interval": 0.1},
         "devices": [{"id": "soil", "profile": "zigbee2mqtt", "friendly_name": "garden/soil"}],
         "sinks": [{"name": "local", "type": "file", "path": "readings.jsonl"}],
     })
+
+
+def test_unknown_keys_get_the_bridges_units_and_enums(mosquitto, make_gateway, publisher):
+    gw = soil_gateway(mosquitto, make_gateway, publisher)
     gw.start()
     try:
         publisher.publish("zigbee2mqtt/garden/soil", json.dumps(
@@ -79,15 +85,7 @@ def test_unknown_keys_get_the_bridges_units_and_enums(mosquitto, make_gateway, p
 
 def test_what_the_bridge_said_is_remembered_across_a_restart(mosquitto, make_gateway,
                                                             publisher):
-    publisher.publish("zigbee2mqtt/bridge/devices", json.dumps(BRIDGE_DEVICES), qos=1,
-                      retain=True).wait_for_publish(5)
-    gw = make_gateway({
-        "gateway": {"name": "hall", "self_metrics_interval": 3600},
-        "mqtt": {"host": mosquitto.host, "port": mosquitto.port},
-        "store": {"commit_interval": 0.1},
-        "devices": [{"id": "soil", "profile": "zigbee2mqtt", "friendly_name": "garden/soil"}],
-        "sinks": [{"name": "local", "type": "file", "path": "readings.jsonl"}],
-    })
+    gw = soil_gateway(mosquitto, make_gateway, publisher)
     gw.start()
     assert gw.wait_for(lambda s: (gw.data_dir / "learned.json").exists(), 10)
     gw.stop()
