@@ -149,6 +149,11 @@ def config_reference() -> str:
     for kind, monitor in MONITORS.items():
         lines += [f"#### `monitors[]` with `type: {kind}`", "",
                   *_table(monitor, "", skip=("type",)), ""]
+    from gateway.config.checks import CheckConfig
+    from gateway.config.schema import TripsSection
+
+    lines += ["#### `checks[]`", "", *_table(CheckConfig, ""), ""]
+    lines += ["#### `trips`", "", *_table(TripsSection, "trips."), ""]
     lines += ["#### `people[]`", "", *_table(Person, ""), ""]
     lines += ["#### `alerting`", "", *_table(AlertingSection, "alerting."), ""]
     return "\n".join(lines).rstrip() + "\n"
