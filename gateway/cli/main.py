@@ -275,7 +275,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_PROBLEM
     scenario = args.scenario or DEMO_SITES[args.site]
     opts = DemoOptions(broker=args.broker, protocol=args.protocol, scenario=scenario,
-                       speed=args.speed, seed=args.seed, data_dir=Path(args.data_dir),
+                       speed=args.speed, seed=args.seed,
+                       data_dir=Path(args.data_dir or DEMO_DIRS[args.site]),
                        duration=args.duration, refresh=args.refresh, influx=args.influx)
     try:
         return run_demo(opts)
@@ -286,6 +287,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 #: `gateway demo --site`: the scenario each site's demo plays
 DEMO_SITES = {"hall": "demo-day", "van": "van-day"}
+#: and where it keeps its files: a store of its own each (a sink new to a store is
+#: given what the store still holds)
+DEMO_DIRS = {"hall": "data/demo", "van": "data/demo-van"}
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -358,8 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=60.0,
                    help="simulated seconds per real second (default 60: an hour a minute)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-dir", default="data/demo",
-                   help="folder for the demo's config, store, log and readings file")
+    p.add_argument("--data-dir",
+                   help="folder for the demo's config, store, log and readings file "
+                        "(default data/demo, data/demo-van for the van)")
     p.add_argument("--duration", type=float, help="stop by itself after this many seconds")
     p.add_argument("--refresh", type=float, help="seconds between screens (1 on a terminal)")
     p.add_argument("--influx", metavar="URL",
