@@ -27,7 +27,7 @@ from gateway.app.httpapi import StatusServer
 from gateway.app.learned import remember_learned
 from gateway.app.statusled import StatusLed, led_state
 from gateway.app.supervise import Supervisor
-from gateway.app.systemd import STUCK, ServiceManager
+from gateway.app.systemd import READY_WAIT, STUCK, ServiceManager
 from gateway.clock import Clock
 from gateway.config.load import data_dir
 from gateway.config.schema import Config
@@ -197,11 +197,18 @@ class Gateway:
                  len(self.decoder.subscriptions()),
                  ", ".join(s.name for s in self.config.sinks) or "none",
                  reader.path)
-        self.service.ready(self._service_status())
         metrics_task = asyncio.create_task(self.supervisor.keep_running(
             "self-metrics", lambda: self._self_metrics_loop(reader)))
         watch_task = asyncio.create_task(self._watch())
         try:
+            # Ready once it serves; the broker, started before it (After=mosquitto.service),
+            # is given a few seconds so systemd hears "running", not a connection under
+            # way. A broker that stays away does not hold the start: the status says so.
+            for _ in range(READY_WAIT * 10):
+                if self.source.connected.is_set() or self._stop.is_set():
+                    break
+                await self.clock.asleep(0.1)
+            self.service.ready(self._service_status())
             await self._stop.wait()
         finally:
             log.info("stopping: committing and acknowledging what has arrived")

@@ -1,8 +1,9 @@
 """Telling systemd how the service is (sd_notify, through sdnotify), for `Type=notify`:
 
 - `READY=1` once the gateway really serves: the store open, ingest and the sinks
-  running, the sources started (systemd starts what comes after it only then, and
-  the installer waits for it before it calls an upgrade good);
+  running, the sources started and the local broker connected, or READY_WAIT
+  seconds gone trying (systemd starts what comes after it only then, and the
+  installer waits for it before it calls an upgrade good);
 - `STATUS=...` every couple of seconds: what `systemctl status` shows on its
   "Status:" line (readings stored, each sink's backlog, what is wrong);
 - `WATCHDOG=1` at half `WatchdogSec=`, only while the event loop runs, ingest is
@@ -22,6 +23,8 @@ from sdnotify import SystemdNotifier
 
 #: seconds ingest may spend in one commit or housekeeping round before it counts as stuck
 STUCK = 120.0
+#: seconds READY=1 waits for the local broker's connection (then it is sent anyway)
+READY_WAIT = 10
 
 
 class ServiceManager:
