@@ -208,7 +208,7 @@ class Gateway:
                 if self.source.connected.is_set() or self._stop.is_set():
                     break
                 await self.clock.asleep(0.1)
-            self.service.ready(self._service_status())
+            self.service.ready(self._service_status(self.health()))
             await self._stop.wait()
         finally:
             log.info("stopping: committing and acknowledging what has arrived")
@@ -290,9 +290,11 @@ class Gateway:
             await self._refresh_store_figures(reader)
             for source in self.sources:
                 source.tick()
+            # What is wrong, asked once a round for both the LED and systemd.
+            trouble = self.health()
             if self.status_led is not None:
-                self._show_led()
-            self._tell_systemd()
+                self._show_led(trouble)
+            self._tell_systemd(trouble)
             now = self.clock.monotonic()
             if now >= due:
                 due = now + interval
@@ -300,19 +302,21 @@ class Gateway:
                 self.ingest.submit_readings(readings)
             await self.clock.asleep(min(2.0, interval))
 
-    def _service_status(self) -> str:
+    def _backlog_rows(self) -> dict[str, int]:
+        return {b.sink: b.rows for b in self.backlogs}
+
+    def _service_status(self, trouble: list[str]) -> str:
         """systemctl status's one line: what is wrong, else what is stored and waits."""
-        trouble = self.health()
         if trouble:
             return "degraded: " + "; ".join(trouble)[:300]
-        rows = {b.sink: b.rows for b in self.backlogs}
+        rows = self._backlog_rows()
         waits = ", ".join(f"{f.sink.name} {rows.get(f.sink.name, 0)}" for f in self.forwarders)
         return (f"running: {self.stats.total('gateway.stored'):.0f} readings stored"
                 + (f"; backlog {waits}" if waits else ""))
 
-    def _tell_systemd(self) -> None:
+    def _tell_systemd(self, trouble: list[str]) -> None:
         """STATUS= every round; WATCHDOG=1 only while every part is alive."""
-        self.service.status(self._service_status())
+        self.service.status(self._service_status(trouble))
         if not self.service.ping_every:
             return
         busy = self.ingest.busy_since
@@ -328,13 +332,13 @@ class Gateway:
                       "runs out", "ingest is stuck in one commit" if stuck else
                       "ingest is not running" if not ingest_alive else "a sink has stopped")
 
-    def _show_led(self) -> None:
+    def _show_led(self, trouble: list[str]) -> None:
         assert self.status_led is not None
-        rows = {b.sink: b.rows for b in self.backlogs}
+        rows = self._backlog_rows()
         sinks = [{"state": f.state, "backlog_rows": rows.get(f.sink.name, 0)}
                  for f in self.forwarders]
         alerts = len(self.alerting.open_alerts()) if self.alerting is not None else 0
-        self.status_led.show(led_state(self.health(), sinks, alerts))
+        self.status_led.show(led_state(trouble, sinks, alerts))
 
     def _prometheus_extra(self) -> list[tuple[str, dict[str, str], float]]:
         now = self.clock.now()
